@@ -1,0 +1,51 @@
+# InterNet+ experiment suite. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.14.1 / torchvision 0.29.1 are the releases this project is developed and tested with.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.install-stamp
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install the package (editable) with its dev extras; a no-op when up to date
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: install ## Run the whole test suite on the CPU (what CI runs)
+	WANDB_MODE=disabled $(BIN)/python -m pytest
+
+test-fast: install ## Run the tests not marked slow
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow"
+
+train: install ## Quickstart: InterNet+ on the synthetic data set, CPU, < 10 min; prints the metrics table
+	$(BIN)/python train.py experiment=quickstart
+
+summary: install ## Print InterNet+'s Table 1 with output shapes and parameters (BACKBONE=resnet50 for InterNet)
+	$(BIN)/python -m internet_plus.models.summary --backbone $(or $(BACKBONE),internet_plus)
+
+lint: install ## Ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs are never deleted)
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+clean-venv: ## Remove the virtual environment
+	rm -rf $(VENV)
+
+.PHONY: help install test test-fast train summary lint format clean clean-venv

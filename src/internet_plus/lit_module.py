@@ -1,0 +1,223 @@
+"""The LightningModule: InterNet's pipeline (paper §3, Figure 1) with a pluggable feature extractor (paper §4).
+
+``HandPoseModule`` composes
+
+* ``backbone`` — the feature extractor (ResNet-50 for InterNet, the Table 1 network for InterNet+),
+* ``posenet`` — InterNet's head (two 3-D heatmap branches, root-depth and hand-type MLPs),
+* a :class:`~internet_plus.models.codec.HeatmapCodec` (targets and decoding) and InterNet's three losses,
+* torchmetrics metrics for validation and test (``epe_mm``, ``epe_median_mm``, ``pck_curve``, ``auc_20_50``,
+  ``handedness_acc``) and a mean-training-pose baseline (``epe_mean_pose_mm``) that says whether a model learned.
+
+Every constructor argument is a plain value (a dict of numbers and strings, as Hydra composes it), so checkpoints
+load with PyTorch's safe ``weights_only`` loading; the modules are built from those dicts here
+(``shared/spec/anchors_and_pitfalls.md`` §5.6). The optimiser and scheduler are Hydra ``_target_`` dicts: AdamW with
+cosine annealing and warm restarts (T_0 = 2, T_mult = 3, paper §4.3) by default, InterNet's Adam + step decay as an
+option (``conf/optimizer``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+
+from internet_plus.joints import NUM_JOINTS
+from internet_plus.metrics import HandednessAccuracy, PoseErrorMetrics
+from internet_plus.models.backbones import build_backbone
+from internet_plus.models.codec import HeatmapCodec
+from internet_plus.models.losses import InterNetLoss
+from internet_plus.models.posenet import PoseNet
+
+#: ImageNet statistics, for ``input_norm: imagenet`` (InterNet itself feeds RGB in [0, 1], issue #23).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+SCALAR_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50")
+
+
+class HandPoseModule(L.LightningModule):
+    """Backbone + PoseNet, trained with InterNet's losses and evaluated in millimetres.
+
+    Args:
+        backbone: the ``model.backbone`` config node (``name`` plus constructor fields).
+        posenet: PoseNet fields (``in_channels`` is taken from the backbone when null).
+        codec: :class:`HeatmapCodec` fields (input size, heatmap size, σ, depth ranges).
+        loss: :class:`InterNetLoss` fields (``weights``, ``dense_heatmap``).
+        optimizer: a Hydra ``_target_`` node of a ``torch.optim`` optimiser, called with the parameters.
+        scheduler: a Hydra ``_target_`` node of an LR scheduler (called with the optimiser) or null, plus ``interval``.
+        input_norm: ``none`` (InterNet: RGB in [0, 1]) or ``imagenet`` (mean/std normalisation).
+        channels_last: run the network in channels-last memory format.
+    """
+
+    def __init__(
+        self,
+        backbone: dict[str, Any],
+        posenet: dict[str, Any] | None = None,
+        codec: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        input_norm: str = "none",
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if input_norm not in ("none", "imagenet"):
+            raise ValueError(f"model.input_norm must be 'none' or 'imagenet', got {input_norm!r}")
+        self.backbone = build_backbone(**backbone)
+        posenet_fields = dict(posenet or {})
+        if posenet_fields.get("in_channels") is None:
+            posenet_fields["in_channels"] = self.backbone.out_channels
+        self.posenet = PoseNet(**posenet_fields)
+        self.codec = HeatmapCodec(**(codec or {}))
+        self._check_geometry()
+        self.criterion = InterNetLoss(self.codec, **(loss or {}))
+        self.optimizer_cfg = optimizer or {"_target_": "torch.optim.AdamW", "lr": 1e-4}
+        self.scheduler_cfg = scheduler
+        self.input_norm = input_norm
+        self.channels_last = channels_last
+        self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # Mean root-relative training pose (42×3 mm, saved in checkpoints): the "did it learn?" baseline. The sums
+        # are accumulated per rank during an epoch and reduced over ranks at its end.
+        self.register_buffer("mean_pose", torch.zeros(NUM_JOINTS, 3))
+        self.register_buffer("_pose_sum", torch.zeros(NUM_JOINTS, 3, dtype=torch.float64), persistent=False)
+        self.register_buffer("_pose_count", torch.zeros(NUM_JOINTS, dtype=torch.float64), persistent=False)
+        self.val_pose = PoseErrorMetrics()
+        self.val_hand = HandednessAccuracy()
+        self.test_pose = PoseErrorMetrics()
+        self.test_hand = HandednessAccuracy()
+        self.test_mean_pose = PoseErrorMetrics()
+        self.test_results: dict[str, float | list[float]] = {}
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _check_geometry(self) -> None:
+        """Fail at construction when the head's output and the codec's heatmap disagree (not hours later)."""
+        c = self.codec
+        side = c.input_size // 32 * 2**self.posenet.num_deconv
+        if c.input_size % 32:
+            raise ValueError(f"model.codec.input_size={c.input_size} must be a multiple of 32 (the backbone's stride)")
+        if side != c.heatmap_size:
+            raise ValueError(
+                f"the head produces {side}×{side} heatmaps for {c.input_size}-pixel inputs but model.codec."
+                f"heatmap_size={c.heatmap_size}; set heatmap_size to input_size / 32 · 2^num_deconv"
+            )
+        if self.posenet.depth_bins != c.depth_bins or self.posenet.root_depth_bins != c.root_depth_bins:
+            raise ValueError(
+                f"model.posenet depth bins ({self.posenet.depth_bins}, root {self.posenet.root_depth_bins}) differ "
+                f"from model.codec ({c.depth_bins}, root {c.root_depth_bins})"
+            )
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Apply the configured input normalisation to RGB images in [0, 1]."""
+        if self.input_norm == "imagenet":
+            images = (images - self.image_mean) / self.image_std
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Images B×3×S×S in [0, 1] -> PoseNet outputs (heatmaps, root_logits, root_bins, hand_logits)."""
+        return self.posenet(self.backbone(self.normalize(images)))
+
+    # ------------------------------------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+        outputs = self(batch["image"])
+        losses = self.criterion(outputs, batch)
+        bsz = batch["image"].shape[0]
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, on_step=True, on_epoch=True, prog_bar=name == "loss", batch_size=bsz)
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(
+                f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, batch "
+                f"{batch_idx}): " + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            )
+        self._accumulate_mean_pose(batch)
+        return losses["loss"]
+
+    @torch.no_grad()
+    def _accumulate_mean_pose(self, batch: dict[str, torch.Tensor]) -> None:
+        rel = _root_relative(batch["joints_cam"]).double()
+        valid = batch["joint_annotated"].double()
+        self._pose_sum += (rel * valid[..., None]).sum(0)
+        self._pose_count += valid.sum(0)
+
+    def on_train_epoch_start(self) -> None:  # noqa: D102
+        self._pose_sum.zero_()
+        self._pose_count.zero_()
+
+    def on_train_epoch_end(self) -> None:  # noqa: D102
+        total = self.trainer.strategy.reduce(self._pose_sum.clone(), reduce_op="sum")
+        count = self.trainer.strategy.reduce(self._pose_count.clone(), reduce_op="sum")
+        if count.sum() > 0:
+            self.mean_pose.copy_((total / count.clamp(min=1)[:, None]).float())
+
+    # ------------------------------------------------------------------------------------------------ evaluation
+    def predict_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Decoded predictions for a batch: joints in input pixels and camera millimetres, root depth, hand type."""
+        return self.codec.decode(self(batch["image"]), batch)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._evaluate(batch, self.val_pose, self.val_hand, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._evaluate(batch, self.test_pose, self.test_hand, "test")
+        baseline = self.mean_pose.to(batch["joints_cam"])[None].expand_as(batch["joints_cam"])
+        self.test_mean_pose.update(baseline, batch["joints_cam"], batch["joint_annotated"])
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str):
+        outputs = self(batch["image"])
+        losses = self.criterion(outputs, batch)
+        self.log(f"{split}/loss", losses["loss"], sync_dist=True, batch_size=batch["image"].shape[0])
+        pred = self.codec.decode(outputs, batch)
+        pose.update(pred["joints_cam"], batch["joints_cam"], batch["joint_annotated"])
+        hand.update(pred["hand_prob"], batch["hand_type"], batch["hand_type_valid"])
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._log_epoch_metrics(self.val_pose, self.val_hand, "val")
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        results = self._log_epoch_metrics(self.test_pose, self.test_hand, "test")
+        baseline = self.test_mean_pose.compute()
+        self.test_mean_pose.reset()
+        results["test/epe_mean_pose_mm"] = float(baseline["epe_mm"])
+        self.log("test/epe_mean_pose_mm", baseline["epe_mm"])
+        self.test_results = results
+
+    def _log_epoch_metrics(self, pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str) -> dict[str, Any]:
+        values = pose.compute()
+        hand_acc = hand.compute()
+        pose.reset()
+        hand.reset()
+        results: dict[str, Any] = {}
+        for name in SCALAR_METRICS:
+            self.log(f"{split}/{name}", values[name], prog_bar=name == "epe_mm")
+            results[f"{split}/{name}"] = float(values[name])
+        self.log(f"{split}/handedness_acc", hand_acc)
+        results[f"{split}/handedness_acc"] = float(hand_acc)
+        results[f"{split}/pck_curve"] = [float(v) for v in values["pck_curve"]]
+        return results
+
+    # ------------------------------------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        optimizer = hydra.utils.instantiate(self.optimizer_cfg, params=self.parameters(), _convert_="all")
+        if not self.scheduler_cfg:
+            return optimizer
+        cfg = dict(self.scheduler_cfg)
+        interval = cfg.pop("interval", "epoch")
+        scheduler = hydra.utils.instantiate(cfg, optimizer=optimizer, _convert_="all")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}
+
+
+def _root_relative(joints: torch.Tensor) -> torch.Tensor:
+    """Subtract each hand's wrist (joints 0 and 21) from that hand's joints: B×42×3 -> B×42×3."""
+    b = joints.shape[0]
+    hands = joints.view(b, 2, NUM_JOINTS // 2, 3)
+    return (hands - hands[:, :, :1]).view(b, NUM_JOINTS, 3)
+
+
+__all__ = ["HandPoseModule"]

@@ -1,0 +1,123 @@
+"""``python train.py``: fit a model, then test its best checkpoint on the data set's evaluation split.
+
+Writes into the Hydra run directory: ``checkpoints/{best,last}.ckpt``, ``metrics.json`` (``test/<name>``), the
+logger's files and ``.hydra/`` (the resolved config).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from internet_plus.tasks.common import (
+    finish_wandb,
+    format_metrics_table,
+    instantiate_callbacks,
+    instantiate_loggers,
+    log_config,
+    write_metrics_json,
+)
+
+log = logging.getLogger(__name__)
+
+
+class MultirunWithDDPError(RuntimeError):
+    """Hydra multirun and multi-device DDP in one process tree (shared/spec/anchors_and_pitfalls.md §5.1)."""
+
+
+def check_launch_mode(cfg: DictConfig) -> None:
+    """Refuse a local Hydra multirun whose jobs use more than one device: Lightning's DDP re-launches ``sys.argv``."""
+    try:
+        mode = HydraConfig.get().mode
+        launcher = HydraConfig.get().launcher.get("_target_", "")
+    except ValueError:  # not running under Hydra (e.g. called from a test)
+        return
+    devices = cfg.trainer.get("devices", 1)
+    multi = (isinstance(devices, int) and devices > 1) or (isinstance(devices, list | tuple) and len(devices) > 1)
+    multi = multi or devices in (-1, "-1", "auto") and "ddp" in str(cfg.trainer.get("strategy", ""))
+    if mode == RunMode.MULTIRUN and multi and "submitit" not in launcher:
+        raise MultirunWithDDPError(
+            f"a local Hydra multirun (-m) cannot run jobs on {devices} devices: Lightning's DDP re-launches the "
+            "command line in each rank, which would start the sweep again in every rank. Instead: sweep with one "
+            "device per job (trainer=gpu or trainer=cpu), or run each multi-device configuration as its own "
+            "command (a shell loop over `python train.py trainer=ddp ...`), or use the SLURM launcher "
+            "(hydra/launcher=slurm), which runs one job per allocation with DDP inside it."
+        )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train (and test) as configured; returns the test metrics (``test/<name>`` → value)."""
+    check_launch_mode(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = cfg.paths.output_dir
+
+    log.info("data: %s", cfg.data._target_)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    log.info("model: backbone %s", cfg.model.backbone.name)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+
+    if cfg.get("summary"):
+        from internet_plus.models.summary import model_summary
+
+        log.info("model summary\n%s", model_summary(model, cfg.data.input_size))
+
+    with finish_wandb():
+        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        loggers = instantiate_loggers(cfg.get("logger"))
+        trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        log_config(loggers, cfg, _parameter_counts(model))
+
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+        results: dict[str, Any] = {}
+        if cfg.get("test", True):
+            ckpt = _best_checkpoint(trainer)
+            log.info("testing %s", ckpt or "the current weights")
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            results = dict(model.test_results)
+            if trainer.is_global_zero:
+                path = write_metrics_json(results, output_dir)
+                print(format_metrics_table(results))
+                _print_baseline(results)
+                log.info("metrics written to %s", path)
+        if trainer.is_global_zero:
+            log.info("run directory: %s", output_dir)
+    return results
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            if cb.best_model_path:
+                return cb.best_model_path
+            if cb.last_model_path:
+                return cb.last_model_path
+    return None
+
+
+def _parameter_counts(model: L.LightningModule) -> dict[str, int]:
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return {
+        "params/backbone": count(model.backbone),
+        "params/posenet": count(model.posenet),
+        "params/total": count(model),
+    }
+
+
+def _print_baseline(results: dict[str, Any]) -> None:
+    epe, base = results.get("test/epe_mm"), results.get("test/epe_mean_pose_mm")
+    if epe is None or base is None or base != base or epe != epe:
+        return
+    ratio = epe / base if base else float("nan")
+    print(
+        f"test EPE {epe:.2f} mm vs {base:.2f} mm for always predicting the mean training pose "
+        f"(ratio {ratio:.2f}; below 0.5 means the model learned the pose, not just the average hand)"
+    )
