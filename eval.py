@@ -1,6 +1,6 @@
 """Test a checkpoint (thin Hydra entry point; the logic is in ``internet_plus.tasks.eval``).
 
-    python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt dataset=rhd data.root=/path/to/RHD
+python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt dataset=rhd data.root=/path/to/RHD
 """
 
 import os

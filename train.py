@@ -1,7 +1,7 @@
 """Train InterNet / InterNet+ (thin Hydra entry point; the logic is in ``internet_plus.tasks.train``).
 
-    python train.py backbone=internet_plus dataset=rhd data.root=/path/to/RHD_published_v2
-    python train.py experiment=quickstart
+python train.py backbone=internet_plus dataset=rhd data.root=/path/to/RHD_published_v2
+python train.py experiment=quickstart
 """
 
 import os

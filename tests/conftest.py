@@ -30,3 +30,67 @@ def real_samples() -> Path:
     if not REAL_SAMPLES.is_dir():
         pytest.skip(f"{REAL_SAMPLES} is not present")
     return REAL_SAMPLES
+
+
+CONF_DIR = ROOT / "conf"
+
+#: Overrides that make any composed training config tiny and fast on the CPU.
+TINY = [
+    "trainer=cpu",
+    "logger=none",
+    "data.input_size=64",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "data.persistent_workers=false",
+    "data.pin_memory=false",
+    "model.posenet.deconv_channels=16",
+    "model.posenet.mlp_hidden=32",
+    "model.codec.heatmap_size=16",
+    "model.codec.depth_bins=16",
+    "model.codec.root_depth_bins=16",
+    "model.codec.sigma=1.0",
+    "trainer.enable_progress_bar=false",
+    "trainer.num_sanity_val_steps=0",
+]
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path):
+    """Compose ``conf/<config_name>.yaml`` as Hydra would, with its run directory at ``output_dir``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic data set in RHD format, generated once per test session."""
+    from internet_plus.data.synthetic import generate_rhd_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "rhd"
+    generate_rhd_dataset(root, num_train=64, num_eval=16, seed=0)
+    return root
+
+
+def tiny_train_overrides(synthetic_root: Path, tmp_path: Path, *extra: str) -> list[str]:
+    """TINY plus the session's synthetic data set and tmp paths (nothing is written into the checkout)."""
+    return [
+        *TINY,
+        "dataset=synthetic",
+        f"data.root={synthetic_root}",
+        "data.num_train=64",
+        "data.num_eval=16",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *extra,
+    ]

@@ -22,18 +22,14 @@ ROOTS = (0, JOINTS_PER_HAND)  # right wrist, left wrist
 FINGER_NAMES = ("thumb", "index", "middle", "ring", "little")
 
 #: Names of the 21 joints of one hand, in the project's order.
-HAND_JOINT_NAMES: tuple[str, ...] = ("wrist",) + tuple(
-    f"{finger}{k}" for finger in FINGER_NAMES for k in range(1, 5)
-)
+HAND_JOINT_NAMES: tuple[str, ...] = ("wrist",) + tuple(f"{finger}{k}" for finger in FINGER_NAMES for k in range(1, 5))
 
 #: Names of all 42 joints (``r_`` right hand, ``l_`` left hand).
 JOINT_NAMES: tuple[str, ...] = tuple(f"r_{n}" for n in HAND_JOINT_NAMES) + tuple(f"l_{n}" for n in HAND_JOINT_NAMES)
 
 #: Parent of each joint inside one hand (-1 for the wrist): each finger's base hangs from the wrist,
 #: each further joint from the previous one.
-HAND_PARENTS: tuple[int, ...] = (-1,) + tuple(
-    0 if k == 0 else 1 + 4 * f + k - 1 for f in range(5) for k in range(4)
-)
+HAND_PARENTS: tuple[int, ...] = (-1,) + tuple(0 if k == 0 else 1 + 4 * f + k - 1 for f in range(5) for k in range(4))
 
 #: Bones of one hand as (parent, child) pairs, 20 of them.
 HAND_BONES: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(HAND_PARENTS) if p >= 0)
@@ -44,9 +40,7 @@ BONES: tuple[tuple[int, int], ...] = HAND_BONES + tuple(
 )
 
 #: Joint permutation of a horizontal flip: the right and left blocks swap places.
-FLIP_PERMUTATION: np.ndarray = np.concatenate(
-    [np.arange(JOINTS_PER_HAND, NUM_JOINTS), np.arange(0, JOINTS_PER_HAND)]
-)
+FLIP_PERMUTATION: np.ndarray = np.concatenate([np.arange(JOINTS_PER_HAND, NUM_JOINTS), np.arange(0, JOINTS_PER_HAND)])
 
 
 def hand_slice(hand: int) -> slice:

@@ -42,7 +42,7 @@ def prepare_wandb_environment() -> str:
         return mode
     if not wandb_has_credentials():
         os.environ["WANDB_MODE"] = "offline"
-        log.info("W&B: no credentials found, logging offline (sync later with `wandb sync <run dir>/wandb/offline-run-*`)")
+        log.info("W&B: no credentials, logging offline (upload later: `wandb sync <run dir>/wandb/offline-run-*`)")
         return "offline"
     return "online"
 

@@ -32,17 +32,24 @@ class MultirunWithDDPError(RuntimeError):
     """Hydra multirun and multi-device DDP in one process tree (shared/spec/anchors_and_pitfalls.md §5.1)."""
 
 
+def device_count(devices: object) -> int:
+    """Number of devices a Trainer ``devices`` value asks for (-1 / "auto" count as "more than one")."""
+    if isinstance(devices, list | tuple):
+        return len(devices)
+    if isinstance(devices, str):
+        return 2 if devices in ("-1", "auto") else len(devices.split(",")) if "," in devices else int(devices)
+    return 2 if devices == -1 else int(devices)
+
+
 def check_launch_mode(cfg: DictConfig) -> None:
     """Refuse a local Hydra multirun whose jobs use more than one device: Lightning's DDP re-launches ``sys.argv``."""
     try:
-        mode = HydraConfig.get().mode
-        launcher = HydraConfig.get().launcher.get("_target_", "")
-    except ValueError:  # not running under Hydra (e.g. called from a test)
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not running under Hydra (e.g. called from a notebook)
         return
     devices = cfg.trainer.get("devices", 1)
-    multi = (isinstance(devices, int) and devices > 1) or (isinstance(devices, list | tuple) and len(devices) > 1)
-    multi = multi or devices in (-1, "-1", "auto") and "ddp" in str(cfg.trainer.get("strategy", ""))
-    if mode == RunMode.MULTIRUN and multi and "submitit" not in launcher:
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if hydra_cfg.mode == RunMode.MULTIRUN and device_count(devices) > 1 and "submitit" not in launcher:
         raise MultirunWithDDPError(
             f"a local Hydra multirun (-m) cannot run jobs on {devices} devices: Lightning's DDP re-launches the "
             "command line in each rank, which would start the sweep again in every rank. Instead: sweep with one "

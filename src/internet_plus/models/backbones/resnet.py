@@ -33,7 +33,8 @@ class ResNet50Backbone(nn.Module):
             if missing or unexpected:
                 raise PretrainedWeightsError(
                     f"model.backbone.weights_path={weights_path} is not a torchvision ResNet-50 state dict: "
-                    f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+                    f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+                    f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
                 )
         elif pretrained:
             net.load_state_dict(self._download())

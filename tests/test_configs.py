@@ -1,0 +1,136 @@
+"""Every config option composes, and the model and data nodes instantiate with no other arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+from conftest import CONF_DIR, TINY, compose_config
+
+BACKBONES = sorted(p.stem for p in (CONF_DIR / "backbone").glob("*.yaml"))
+DATASETS = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (CONF_DIR / "trainer").glob("*.yaml"))
+LOGGERS = sorted(p.stem for p in (CONF_DIR / "logger").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
+DEBUGS = sorted(p.stem for p in (CONF_DIR / "debug").glob("*.yaml"))
+
+
+def test_contract_options_exist() -> None:
+    assert {"internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50"} <= set(
+        BACKBONES
+    )
+    assert {"synthetic", "rhd"} <= set(DATASETS)
+    assert {"cpu", "gpu", "ddp", "ddp_cpu"} <= set(TRAINERS)
+    assert {"wandb", "csv", "none"} <= set(LOGGERS)
+    assert "quickstart" in EXPERIMENTS
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_backbone_instantiates_the_module(backbone: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"backbone={backbone}", *TINY], tmp_path)
+    model = hydra.utils.instantiate(cfg.model)
+    assert model.backbone is not None and model.posenet is not None
+    assert model.posenet.in_channels == model.backbone.out_channels
+    assert cfg.model.backbone.name in ("internet_plus", "resnet50")
+
+
+def test_backbone_variants_set_their_fields(tmp_path: Path) -> None:
+    fields = {b: compose_config("train", [f"backbone={b}"], tmp_path).model.backbone for b in BACKBONES}
+    assert fields["internet_plus"].attention == "ca" and fields["internet_plus"].fca is True
+    assert fields["internet_plus_se"].attention == "se"
+    assert fields["internet_plus_no_ca"].attention == "none"
+    assert fields["internet_plus_no_fca"].fca is False and fields["internet_plus_no_fca"].attention == "ca"
+
+
+def test_backbone_fields_override_from_command_line(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["model.backbone.attention=se", "model.backbone.last_stride=ir12"], tmp_path)
+    assert cfg.model.backbone.attention == "se" and cfg.model.backbone.last_stride == "ir12"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_dataset_instantiates(dataset: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"dataset={dataset}", f"data.root={tmp_path / 'nowhere'}"], tmp_path)
+    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
+    assert dm.__class__.__name__.lower().startswith(dataset[:3])
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_every_trainer_composes(trainer: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"trainer={trainer}"], tmp_path)
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    if trainer in ("cpu", "ddp_cpu"):
+        t = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+        assert t.accelerator.__class__.__name__ == "CPUAccelerator"
+    if trainer == "ddp":
+        assert cfg.trainer.devices == 2 and cfg.trainer.sync_batchnorm and "16" in cfg.trainer.precision
+
+
+@pytest.mark.parametrize("logger", LOGGERS)
+def test_every_logger_instantiates(logger: str, tmp_path: Path) -> None:
+    from internet_plus.tasks.common import instantiate_loggers
+
+    cfg = compose_config("train", [f"logger={logger}"], tmp_path)
+    loggers = instantiate_loggers(cfg.get("logger"))
+    names = {type(lg).__name__ for lg in loggers}
+    expected = {"wandb": {"WandbLogger", "CSVLogger"}, "csv": {"CSVLogger"}, "none": set()}[logger]
+    assert names == expected
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_builds(optimizer: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"optimizer={optimizer}", *TINY], tmp_path)
+    model = hydra.utils.instantiate(cfg.model)
+    conf = model.configure_optimizers()
+    opt = conf["optimizer"]
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+    sched = conf["lr_scheduler"]["scheduler"]
+    expected = {"adamw_cosine": "CosineAnnealingWarmRestarts", "adam_step": "MultiStepLR"}[optimizer]
+    assert type(sched).__name__ == expected
+
+
+def test_paper_scheduler_is_cosine_with_warm_restarts(tmp_path: Path) -> None:
+    cfg = compose_config("train", [*TINY], tmp_path)
+    conf = hydra.utils.instantiate(cfg.model).configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert type(opt).__name__ == "AdamW"
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # T_0 = 2, T_mult = 3: restarts to the base LR at epochs 2 and 8.
+    assert lrs[0] == lrs[2] == lrs[8] == pytest.approx(1e-4)
+    assert lrs[1] < lrs[0] and lrs[7] < lrs[3] < lrs[2]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"experiment={experiment}"], tmp_path)
+    hydra.utils.instantiate(cfg.model)
+
+
+def test_quickstart_is_internet_plus_on_synthetic_cpu(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["experiment=quickstart"], tmp_path)
+    assert cfg.model.backbone.name == "internet_plus"
+    assert cfg.data._target_.endswith("SyntheticDataModule")
+    assert cfg.trainer.accelerator == "cpu"
+
+
+@pytest.mark.parametrize("debug", DEBUGS)
+def test_every_debug_preset_composes(debug: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"debug={debug}"], tmp_path)
+    assert cfg.task_name == "debug"
+
+
+def test_unknown_option_lists_valid_ones(tmp_path: Path) -> None:
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="internet_plus"):
+        compose_config("train", ["backbone=vgg"], tmp_path)
+
+
+def test_eval_config_composes(tmp_path: Path) -> None:
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
+    assert cfg.ckpt_path == "x.ckpt" and "model" in cfg and "data" in cfg

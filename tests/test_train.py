@@ -1,0 +1,134 @@
+"""End to end: the training and evaluation tasks on a tiny synthetic data set, in-process and as commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, compose_config, tiny_train_overrides
+
+from internet_plus.tasks import eval as eval_task
+from internet_plus.tasks import train as train_task
+
+METRIC_KEYS = {"test/epe_mm", "test/epe_median_mm", "test/pck_curve", "test/auc_20_50", "test/handedness_acc"}
+
+
+def _read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_fast_dev_run(synthetic_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp_path, "debug=fdr"), run_dir)
+    results = train_task.run(cfg)
+    assert set(results) >= METRIC_KEYS
+    metrics = _read_metrics(run_dir)
+    assert len(metrics["test/pck_curve"]) == 31
+    assert all(k.startswith("test/") for k in metrics)
+
+
+@pytest.mark.slow
+def test_short_training_run_learns_and_eval_reproduces_it(synthetic_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    overrides = tiny_train_overrides(
+        synthetic_root,
+        tmp_path,
+        "logger=csv",
+        "trainer.max_epochs=6",
+        "trainer.log_every_n_steps=1",
+        "model.optimizer.lr=2e-3",
+        "data.augmentation.enabled=false",
+        "data.limit_train_samples=32",
+    )
+    cfg = compose_config("train", overrides, run_dir)
+    results = train_task.run(cfg)
+
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    epoch_losses = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert len(epoch_losses) == 6
+    assert epoch_losses[-1] < 0.7 * epoch_losses[0], epoch_losses
+
+    # The checkpoint holds plain hyperparameters: safe (weights_only) loading works.
+    ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["backbone"]["name"] == "internet_plus"
+
+    eval_dir = tmp_path / "eval"
+    eval_overrides = [
+        o for o in overrides if not o.startswith(("trainer.max_epochs", "model.", "logger", "data.limit_train"))
+    ]
+    ecfg = compose_config("eval", [*eval_overrides, f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}"], eval_dir)
+    again = eval_task.run(ecfg)
+    for key in METRIC_KEYS - {"test/pck_curve"}:
+        assert again[key] == pytest.approx(results[key], rel=1e-5, abs=1e-6), key
+    assert _read_metrics(eval_dir)["test/epe_mm"] == pytest.approx(results["test/epe_mm"], rel=1e-5)
+
+
+def _run_cli(args: list[str], tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_train_command_writes_its_run_directory(synthetic_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "cli_run"
+    args = [
+        str(ROOT / "train.py"),
+        *tiny_train_overrides(synthetic_root, tmp_path, "debug=limit"),
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = _run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert set(_read_metrics(run_dir)) >= METRIC_KEYS
+    assert "epe_mm" in proc.stdout
+
+
+@pytest.mark.slow
+def test_ddp_cpu_run(synthetic_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "ddp_run"
+    args = [
+        str(ROOT / "train.py"),
+        *tiny_train_overrides(synthetic_root, tmp_path, "debug=limit"),
+        "trainer=ddp_cpu",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = _run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = _read_metrics(run_dir)
+    assert set(metrics) >= METRIC_KEYS
+    assert not list((tmp_path / "logs").rglob("metrics.json")), "a DDP rank wrote a second run directory"
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+    # The 2-process test saw every evaluation sample exactly once: one process on the same checkpoint agrees.
+    eval_dir = tmp_path / "eval"
+    overrides = [o for o in tiny_train_overrides(synthetic_root, tmp_path) if not o.startswith("model.")]
+    ecfg = compose_config("eval", [*overrides, f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}"], eval_dir)
+    single = eval_task.run(ecfg)
+    assert single["test/epe_mm"] == pytest.approx(metrics["test/epe_mm"], rel=1e-4)
+    assert single["test/handedness_acc"] == pytest.approx(metrics["test/handedness_acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_multirun_with_multiple_devices_is_refused(synthetic_root: Path, tmp_path: Path) -> None:
+    args = [
+        str(ROOT / "train.py"),
+        "-m",
+        *tiny_train_overrides(synthetic_root, tmp_path, "debug=fdr"),
+        "trainer=ddp_cpu",
+        "seed=1,2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    proc = _run_cli(args, tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert "one device per job" in proc.stderr + proc.stdout
