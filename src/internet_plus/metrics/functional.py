@@ -1,0 +1,197 @@
+"""Numpy reference implementations of the project's metrics (``shared/spec/contract.md``, "Metric names").
+
+Shapes: N samples, K joints (K = 42 in the project's order, right hand 0–20, left hand 21–41), 3 coordinates in mm.
+A ``mask`` is N×K, nonzero where a joint is scored. These functions are the readable definitions that the
+torchmetrics implementations in :mod:`internet_plus.metrics.pose` are tested against.
+
+The error functions (:func:`joint_errors`, :func:`epe`, :func:`epe_median`, :func:`mpjpe_per_joint_mean`) compare
+the coordinates they are given; root alignment is a separate step (:func:`root_relative`, :func:`root_aligned`), and
+:func:`pose_metrics` chains everything exactly as :class:`~internet_plus.metrics.pose.PoseErrorMetrics` does.
+Whenever nothing is scored (no valid joint / sample) a metric is NaN rather than an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from internet_plus.joints import JOINTS_PER_HAND, ROOTS
+
+#: The contract's PCK thresholds: 20, 21, …, 50 mm.
+PCK_THRESHOLDS: np.ndarray = np.arange(20, 51, dtype=np.float64)
+
+
+def _hands(array: np.ndarray) -> np.ndarray:
+    """N×K×... -> N×(K/21)×21×... (a view per hand)."""
+    n, k = array.shape[:2]
+    if k % JOINTS_PER_HAND:
+        raise ValueError(f"the joint axis must be a multiple of {JOINTS_PER_HAND}, got {k}")
+    return array.reshape(n, k // JOINTS_PER_HAND, JOINTS_PER_HAND, *array.shape[2:])
+
+
+def root_relative(joints: np.ndarray) -> np.ndarray:
+    """Subtract each hand's own wrist (joints 0 and 21) from that hand's joints: N×K×3 -> N×K×3.
+
+    The wrists become exactly 0 (internet_reference §5.2 step 6).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    hands = _hands(joints)
+    return (hands - hands[:, :, :1]).reshape(joints.shape)
+
+
+def root_relative_mask(mask: np.ndarray) -> np.ndarray:
+    """N×K boolean mask of joints whose root-relative error is defined: the joint *and* its hand's wrist are valid.
+
+    A root-relative coordinate needs the wrist; InterNet invalidates a hand whose wrist is not annotated at load time
+    (internet_reference §7.8), which this reproduces for masks that do not do so already.
+    """
+    mask = np.asarray(mask) > 0
+    hands = _hands(mask)
+    return (hands & hands[:, :, :1]).reshape(mask.shape)
+
+
+def root_aligned(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(root_relative(pred), root_relative(gt), root_relative_mask(mask)): both poses aligned per hand."""
+    return root_relative(pred), root_relative(gt), root_relative_mask(mask)
+
+
+def joint_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean error of every joint, N×K (mm), and the boolean N×K mask of the scored ones.
+
+    Args:
+        pred, gt: N×K×3.
+        mask: N×K (or broadcastable to it), nonzero where the joint is scored.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    errors = np.linalg.norm(pred - gt, axis=-1)
+    return errors, np.broadcast_to(np.asarray(mask) > 0, errors.shape)
+
+
+def epe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Mean end-point error pooled over all scored joints (``epe_mm`` once the inputs are root-aligned), mm."""
+    errors, valid = joint_errors(pred, gt, mask)
+    return float(errors[valid].mean()) if valid.any() else float("nan")
+
+
+def epe_median(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Median end-point error over all scored joints (``epe_median_mm``), mm (mean of the two middles if even)."""
+    errors, valid = joint_errors(pred, gt, mask)
+    return float(np.median(errors[valid])) if valid.any() else float("nan")
+
+
+def pck_curve(errors: np.ndarray, mask: np.ndarray, thresholds: np.ndarray = PCK_THRESHOLDS) -> np.ndarray:
+    """3-D PCK: the fraction of scored joints with error ≤ t, for each threshold t (``pck_curve``).
+
+    Args:
+        errors: N×K errors in mm (:func:`joint_errors`).
+        mask: N×K, nonzero where scored.
+        thresholds: T thresholds in mm (20, 21, …, 50 by default).
+
+    Returns:
+        T fractions in [0, 1] (NaN when nothing is scored).
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    valid = np.broadcast_to(np.asarray(mask) > 0, errors.shape)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    scored = errors[valid]
+    if scored.size == 0:
+        return np.full(thresholds.shape, np.nan)
+    return (scored[:, None] <= thresholds[None, :]).mean(axis=0)
+
+
+def auc(pck: np.ndarray, thresholds: np.ndarray = PCK_THRESHOLDS) -> float:
+    """Area under the PCK curve by the trapezoid rule, divided by (t_max − t_min) (``auc_20_50``), in [0, 1]."""
+    pck = np.asarray(pck, dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if thresholds.size < 2 or pck.shape != thresholds.shape:
+        raise ValueError("auc needs at least two thresholds and one PCK value per threshold")
+    area = np.sum((pck[1:] + pck[:-1]) / 2.0 * np.diff(thresholds))
+    return float(area / (thresholds[-1] - thresholds[0]))
+
+
+def handedness_accuracy(prob: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
+    """Fraction of valid samples whose thresholded probabilities match the labels on both hands (``handedness_acc``).
+
+    A sample is correct when (prob > 0.5) == (gt > 0.5) for both [right, left] labels (internet_reference §5.3).
+
+    Args:
+        prob: N×2 predicted presence probabilities [right, left].
+        gt: N×2 labels [right present, left present].
+        valid: N, nonzero where the hand type is scored.
+    """
+    correct = np.all((np.asarray(prob) > 0.5) == (np.asarray(gt) > 0.5), axis=-1)
+    keep = np.asarray(valid).reshape(-1) > 0
+    return float(correct[keep].mean()) if keep.any() else float("nan")
+
+
+def mpjpe_per_joint_mean(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """InterNet's MPJPE: the mean over joints of each joint's mean error over its scored samples, mm.
+
+    internet_reference §5.3/§5.4: a mean of per-joint means, not a pooled mean (:func:`epe`). Joints never scored
+    are skipped (InterNet's ``np.mean`` of an empty list would make the whole result NaN); NaN if none is scored.
+    """
+    errors, valid = joint_errors(pred, gt, mask)
+    counts = valid.sum(axis=0)
+    if not counts.any():
+        return float("nan")
+    sums = np.where(valid, errors, 0.0).sum(axis=0)
+    seen = counts > 0
+    return float(np.mean(sums[seen] / counts[seen]))
+
+
+def mrrpe(pred_cam: np.ndarray, gt_cam: np.ndarray, valid: np.ndarray) -> float:
+    """Mean relative-root position error: mean over valid samples of ‖(L − R)_pred − (L − R)_gt‖₂, mm (``mrrpe_mm``).
+
+    R and L are the right and left wrists (joints 0 and 21) in camera coordinates (internet_reference §5.3; InterNet's
+    choice of absolute depth for the predicted wrists belongs to the decoding, not to this metric).
+
+    Args:
+        pred_cam, gt_cam: N×42×3 camera coordinates in mm.
+        valid: N, nonzero for interacting samples with both wrists valid.
+    """
+    pred_cam = np.asarray(pred_cam, dtype=np.float64)
+    gt_cam = np.asarray(gt_cam, dtype=np.float64)
+    right, left = ROOTS
+    rel_pred = pred_cam[:, left] - pred_cam[:, right]
+    rel_gt = gt_cam[:, left] - gt_cam[:, right]
+    keep = np.asarray(valid).reshape(-1) > 0
+    if not keep.any():
+        return float("nan")
+    return float(np.linalg.norm(rel_pred[keep] - rel_gt[keep], axis=-1).mean())
+
+
+def pose_metrics(
+    pred_cam: np.ndarray, gt_cam: np.ndarray, mask: np.ndarray, thresholds: np.ndarray = PCK_THRESHOLDS
+) -> dict[str, float | np.ndarray]:
+    """Everything :class:`~internet_plus.metrics.pose.PoseErrorMetrics` reports, from camera coordinates.
+
+    Both poses are root-aligned per hand, joints of a hand whose wrist is not scored are dropped
+    (:func:`root_relative_mask`), then ``epe_mm``, ``epe_median_mm``, ``pck_curve`` and ``auc_20_50`` (the area
+    normalised over ``thresholds``) are computed over the remaining joints.
+    """
+    pred, gt, valid = root_aligned(pred_cam, gt_cam, mask)
+    errors, valid = joint_errors(pred, gt, valid)
+    curve = pck_curve(errors, valid, thresholds)
+    return {
+        "epe_mm": epe(pred, gt, valid),
+        "epe_median_mm": epe_median(pred, gt, valid),
+        "pck_curve": curve,
+        "auc_20_50": auc(curve, thresholds) if valid.any() else float("nan"),
+    }
+
+
+__all__ = [
+    "PCK_THRESHOLDS",
+    "auc",
+    "epe",
+    "epe_median",
+    "handedness_accuracy",
+    "joint_errors",
+    "mpjpe_per_joint_mean",
+    "mrrpe",
+    "pck_curve",
+    "pose_metrics",
+    "root_aligned",
+    "root_relative",
+    "root_relative_mask",
+]

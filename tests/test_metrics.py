@@ -1,0 +1,289 @@
+"""Metrics: numpy references (metrics.functional) and the DDP-correct torchmetrics (metrics.pose)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from internet_plus.joints import JOINTS_PER_HAND, NUM_JOINTS
+from internet_plus.metrics import HandednessAccuracy, PoseErrorMetrics, functional
+from internet_plus.metrics.functional import PCK_THRESHOLDS
+
+#: torchmetrics warns when ``compute`` runs before any ``update``; these tests do that on purpose.
+COMPUTE_BEFORE_UPDATE = pytest.mark.filterwarnings("ignore:The ``compute`` method of metric:UserWarning")
+
+KEYS = ("epe_mm", "epe_median_mm", "pck_curve", "auc_20_50")
+
+
+def random_poses(n: int = 32, seed: int = 0, noise: float = 25.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(-100, 100, (n, NUM_JOINTS, 3)) + np.array([0.0, 0.0, 600.0])
+    pred = gt + rng.normal(0.0, noise, gt.shape)
+    mask = (rng.random((n, NUM_JOINTS)) > 0.2).astype(np.float32)
+    return pred, gt, mask
+
+
+def compute(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, chunks: int = 1) -> dict[str, np.ndarray]:
+    metric = PoseErrorMetrics()
+    for p, g, m in zip(
+        np.array_split(pred, chunks), np.array_split(gt, chunks), np.array_split(mask, chunks), strict=True
+    ):
+        metric.update(torch.from_numpy(p).float(), torch.from_numpy(g).float(), torch.from_numpy(m))
+    return {k: v.numpy() for k, v in metric.compute().items()}
+
+
+def assert_same(values: dict, reference: dict, rtol: float = 1e-5) -> None:
+    for key in KEYS:
+        np.testing.assert_allclose(values[key], reference[key], rtol=rtol, atol=1e-6, err_msg=key)
+
+
+# ------------------------------------------------------------------------------------------------ numpy references
+def test_root_relative_subtracts_each_hands_own_wrist() -> None:
+    joints = np.zeros((1, NUM_JOINTS, 3))
+    joints[0, :JOINTS_PER_HAND] = [1.0, 2.0, 3.0]
+    joints[0, JOINTS_PER_HAND:] = [10.0, 20.0, 30.0]
+    joints[0, 5] += [4.0, 0.0, 0.0]
+    joints[0, 30] += [0.0, 0.0, -7.0]
+    rel = functional.root_relative(joints)
+    expected = np.zeros_like(joints)
+    expected[0, 5] = [4.0, 0.0, 0.0]
+    expected[0, 30] = [0.0, 0.0, -7.0]
+    np.testing.assert_array_equal(rel, expected)
+
+
+def test_a_3_4_5_offset_gives_5_mm_everywhere() -> None:
+    rng = np.random.default_rng(1)
+    gt = rng.integers(-100, 100, (5, NUM_JOINTS, 3)).astype(np.float64)
+    pred = gt + np.array([3.0, 4.0, 0.0])
+    mask = np.ones((5, NUM_JOINTS))
+    errors, valid = functional.joint_errors(pred, gt, mask)
+    np.testing.assert_array_equal(errors, 5.0)
+    assert valid.all()
+    assert functional.epe(pred, gt, mask) == 5.0
+    assert functional.epe_median(pred, gt, mask) == 5.0
+    assert functional.mpjpe_per_joint_mean(pred, gt, mask) == 5.0
+    np.testing.assert_array_equal(functional.pck_curve(errors, mask, np.array([4.0, 5.0, 6.0])), [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(functional.pck_curve(errors, mask), np.ones(31))
+    assert functional.auc(functional.pck_curve(errors, mask)) == 1.0
+    # root alignment removes a global translation entirely
+    aligned = functional.pose_metrics(pred, gt, mask)
+    assert aligned["epe_mm"] == 0.0 and aligned["auc_20_50"] == 1.0
+
+
+def hand_built_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two samples; per hand: wrist 0 mm, joints 1-10 off by 20 mm (12-16-0), joints 11-20 off by 30 mm (18-24-0)."""
+    rng = np.random.default_rng(2)
+    gt = rng.integers(-100, 100, (2, NUM_JOINTS, 3)).astype(np.float64) + np.array([0.0, 0.0, 600.0])
+    offset = np.zeros((2, NUM_JOINTS, 3))
+    for start in (0, JOINTS_PER_HAND):
+        offset[:, start + 1 : start + 11] = [12.0, 16.0, 0.0]
+        offset[:, start + 11 : start + 21] = [0.0, 18.0, 24.0]
+    pred = gt + offset + np.array([5.0, -3.0, 40.0])  # plus a global translation, removed by root alignment
+    return pred, gt, np.ones((2, NUM_JOINTS), dtype=np.float32)
+
+
+def test_hand_checked_pose_metrics() -> None:
+    pred, gt, mask = hand_built_case()
+    # 84 joints: 4 wrists at 0, 40 at 20 mm, 40 at 30 mm
+    expected_epe = (40 * 20.0 + 40 * 30.0) / 84
+    expected_curve = np.where(PCK_THRESHOLDS < 30, 44 / 84, 1.0)
+    expected_auc = (9 * 44 / 84 + (44 / 84 + 1.0) / 2 + 20 * 1.0) / 30
+    ref = functional.pose_metrics(pred, gt, mask)
+    assert ref["epe_mm"] == pytest.approx(expected_epe)
+    assert ref["epe_median_mm"] == 20.0
+    np.testing.assert_allclose(ref["pck_curve"], expected_curve)
+    assert ref["auc_20_50"] == pytest.approx(expected_auc)
+    ours = compute(pred, gt, mask)
+    assert_same(ours, ref)
+    assert ours["pck_curve"].shape == (31,)
+
+
+def test_median_of_an_even_count_averages_the_two_middles() -> None:
+    gt = np.zeros((1, NUM_JOINTS, 3))
+    pred = np.zeros((1, NUM_JOINTS, 3))
+    pred[0, 1, 0], pred[0, 2, 0] = 10.0, 20.0
+    mask = np.zeros((1, NUM_JOINTS))
+    mask[0, [0, 1, 2]] = 1.0  # errors 0, 10, 20 -> median 10
+    assert compute(pred, gt, mask)["epe_median_mm"] == pytest.approx(10.0)
+    mask[0, 3] = 1.0  # errors 0, 0, 10, 20 -> median 5
+    assert compute(pred, gt, mask)["epe_median_mm"] == pytest.approx(5.0)
+    assert functional.pose_metrics(pred, gt, mask)["epe_median_mm"] == pytest.approx(5.0)
+
+
+def test_mpjpe_is_a_mean_of_per_joint_means_not_a_pooled_mean() -> None:
+    gt = np.zeros((2, NUM_JOINTS, 3))
+    pred = np.zeros((2, NUM_JOINTS, 3))
+    pred[0, 1, 0] = 10.0  # joint 1: errors 10 (sample 0) and 0 (sample 1)
+    pred[0, 2, 0] = 40.0  # joint 2: error 40, scored in sample 0 only
+    mask = np.zeros((2, NUM_JOINTS))
+    mask[:, 1] = 1.0
+    mask[0, 2] = 1.0
+    assert functional.mpjpe_per_joint_mean(pred, gt, mask) == pytest.approx((5.0 + 40.0) / 2)
+    assert functional.epe(pred, gt, mask) == pytest.approx(50.0 / 3)
+    assert np.isnan(functional.mpjpe_per_joint_mean(pred, gt, np.zeros_like(mask)))
+
+
+def test_mrrpe() -> None:
+    gt = np.zeros((3, NUM_JOINTS, 3))
+    gt[:, JOINTS_PER_HAND] = [100.0, 0.0, 50.0]  # left wrist relative to the right one
+    pred = gt.copy()
+    pred[:, JOINTS_PER_HAND] += [3.0, 4.0, 0.0]  # 5 mm relative-root error
+    pred[1] += 1000.0  # a global shift does not matter
+    pred[2, JOINTS_PER_HAND] += [0.0, 0.0, 100.0]  # excluded by `valid`
+    assert functional.mrrpe(pred, gt, np.array([1, 1, 0])) == pytest.approx(5.0)
+    assert np.isnan(functional.mrrpe(pred, gt, np.zeros(3)))
+
+
+@COMPUTE_BEFORE_UPDATE
+def test_handedness_accuracy_cases() -> None:
+    prob = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.7], [0.4, 0.3], [0.7, 0.9]])
+    gt = np.array([[1, 0], [0, 1], [1, 0], [0, 0], [1, 1]])
+    valid = np.array([1, 1, 1, 0, 1])
+    # correct: right, left, wrong (left predicted too), masked, interacting
+    assert functional.handedness_accuracy(prob, gt, valid) == pytest.approx(3 / 4)
+    metric = HandednessAccuracy()
+    metric.update(torch.tensor(prob[:2]), torch.tensor(gt[:2]), torch.tensor(valid[:2]))
+    metric.update(torch.tensor(prob[2:]), torch.tensor(gt[2:]), torch.tensor(valid[2:]))
+    assert metric.compute().item() == pytest.approx(3 / 4)
+    assert np.isnan(functional.handedness_accuracy(prob, gt, np.zeros(5)))
+    empty = HandednessAccuracy()
+    assert torch.isnan(empty.compute())
+
+
+def test_handedness_accuracy_random_against_numpy() -> None:
+    rng = np.random.default_rng(3)
+    prob, gt, valid = rng.random((50, 2)), (rng.random((50, 2)) > 0.5).astype(np.float32), rng.random(50) > 0.3
+    metric = HandednessAccuracy()
+    for idx in np.array_split(np.arange(50), 4):
+        metric.update(torch.tensor(prob[idx]), torch.tensor(gt[idx]), torch.tensor(valid[idx]))
+    assert metric.compute().item() == pytest.approx(functional.handedness_accuracy(prob, gt, valid), rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ torchmetrics
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pose_metrics_match_numpy_on_random_masked_data(seed: int) -> None:
+    pred, gt, mask = random_poses(seed=seed)
+    mask[0, :JOINTS_PER_HAND] = 0.0  # a hand with nothing scored
+    mask[1, JOINTS_PER_HAND] = 0.0  # a hand whose wrist is not scored: its joints are dropped
+    ref = functional.pose_metrics(pred, gt, mask)
+    ours = compute(pred, gt, mask)
+    assert_same(ours, ref)
+    assert 0.0 <= ours["auc_20_50"] <= 1.0
+    assert np.all(np.diff(ours["pck_curve"]) >= 0)  # PCK is monotone in the threshold
+    # the wrist-less hand really is dropped
+    keep = mask.copy()
+    keep[1, JOINTS_PER_HAND:] = 0.0
+    assert_same(compute(pred, gt, keep), ref)
+
+
+def test_update_in_several_batches_equals_one_batch() -> None:
+    pred, gt, mask = random_poses(n=40, seed=4)
+    one = compute(pred, gt, mask)
+    for chunks in (2, 3, 7):
+        assert_same(compute(pred, gt, mask, chunks=chunks), one, rtol=1e-6)
+
+
+def test_root_alignment_makes_a_per_hand_translation_error_zero() -> None:
+    _, gt, mask = random_poses(seed=5)
+    pred = gt.copy()
+    pred[:, :JOINTS_PER_HAND] += [30.0, -10.0, 80.0]
+    pred[:, JOINTS_PER_HAND:] += [-5.0, 50.0, 120.0]
+    ours = compute(pred, gt, mask)
+    assert ours["epe_mm"] == pytest.approx(0.0, abs=1e-4) and ours["epe_median_mm"] == pytest.approx(0.0, abs=1e-4)
+    np.testing.assert_array_equal(ours["pck_curve"], 1.0)
+    assert ours["auc_20_50"] == pytest.approx(1.0)
+
+
+@COMPUTE_BEFORE_UPDATE
+def test_no_valid_joint_gives_nan_not_an_error() -> None:
+    pred, gt, mask = random_poses(n=4, seed=6)
+    for values in (
+        compute(pred, gt, np.zeros_like(mask)),
+        {k: v.numpy() for k, v in PoseErrorMetrics().compute().items()},
+    ):
+        assert np.isnan(values["epe_mm"]) and np.isnan(values["epe_median_mm"]) and np.isnan(values["auc_20_50"])
+        assert values["pck_curve"].shape == (31,) and np.isnan(values["pck_curve"]).all()
+    ref = functional.pose_metrics(pred, gt, np.zeros_like(mask))
+    assert np.isnan(ref["epe_mm"]) and np.isnan(ref["auc_20_50"]) and np.isnan(ref["pck_curve"]).all()
+
+
+@COMPUTE_BEFORE_UPDATE
+def test_reset_and_custom_thresholds() -> None:
+    pred, gt, mask = random_poses(n=8, seed=7)
+    metric = PoseErrorMetrics(thresholds=[10.0, 25.0, 40.0])
+    metric.update(torch.from_numpy(pred), torch.from_numpy(gt), torch.from_numpy(mask))
+    values = metric.compute()
+    ref = functional.pose_metrics(pred, gt, mask, thresholds=np.array([10.0, 25.0, 40.0]))
+    assert values["pck_curve"].shape == (3,)
+    assert_same({k: v.numpy() for k, v in values.items()}, ref)
+    metric.reset()
+    assert torch.isnan(metric.compute()["epe_mm"])
+    with pytest.raises(ValueError):
+        PoseErrorMetrics(thresholds=[20.0])
+    with pytest.raises(ValueError):
+        PoseErrorMetrics(thresholds=[30.0, 20.0])
+
+
+def test_auc_reference() -> None:
+    assert functional.auc(np.ones(31)) == 1.0
+    assert functional.auc(np.zeros(31)) == 0.0
+    assert functional.auc(np.linspace(0.0, 1.0, 31)) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        functional.auc(np.ones(1), np.array([20.0]))
+
+
+# ------------------------------------------------------------------------------------------------ DDP (gloo, CPU)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str, shards: list) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        pose, hand = PoseErrorMetrics(), HandednessAccuracy()
+        for pred, gt, mask, prob, labels, valid in shards[rank]:
+            pose.update(pred, gt, mask)
+            hand.update(prob, labels, valid)
+        values = pose.compute()
+        values["handedness_acc"] = hand.compute()
+        torch.save(values, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("layout", ["uneven", "idle_rank"])
+def test_ddp_sync_equals_a_single_process(tmp_path: Path, layout: str) -> None:
+    pred, gt, mask = random_poses(n=20, seed=8)
+    rng = np.random.default_rng(8)
+    prob, labels, valid = rng.random((20, 2)), (rng.random((20, 2)) > 0.5) * 1.0, (rng.random(20) > 0.2) * 1.0
+
+    def batch(idx: slice) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(np.ascontiguousarray(a[idx])) for a in (pred, gt, mask, prob, labels, valid))
+
+    # a batch with nothing valid (no scored joint, no scored hand type)
+    p0, g0, m0, q0, l0, v0 = batch(slice(0, 2))
+    empty = (p0, g0, torch.zeros_like(m0), q0, l0, torch.zeros_like(v0))
+    if layout == "uneven":  # rank 0: three batches (one empty), rank 1: one batch
+        shards = [[batch(slice(2, 9)), empty, batch(slice(9, 12))], [batch(slice(12, 20))]]
+    else:  # rank 1 never calls update: its "cat" state is an empty list
+        shards = [[batch(slice(2, 12)), empty, batch(slice(12, 20))], []]
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), shards), nprocs=2, join=True)
+
+    used = mask.copy()
+    used[:2] = 0.0
+    ref = functional.pose_metrics(pred, gt, used)
+    ref["handedness_acc"] = functional.handedness_accuracy(prob[2:], labels[2:], valid[2:])
+    for rank in range(2):
+        values = {k: v.numpy() for k, v in torch.load(tmp_path / f"rank{rank}.pt").items()}
+        assert_same(values, ref)
+        assert values["handedness_acc"] == pytest.approx(ref["handedness_acc"], rel=1e-6)
