@@ -13,7 +13,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig
 
 from internet_plus.tasks.common import (
@@ -76,8 +76,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("model summary\n%s", model_summary(model, cfg.data.input_size))
 
     with finish_wandb():
-        callbacks = instantiate_callbacks(cfg.get("callbacks"))
         loggers = instantiate_loggers(cfg.get("logger"))
+        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        if not loggers:  # nothing to send learning rates to (logger=none)
+            callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
         trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         log_config(loggers, cfg, _parameter_counts(model))
 

@@ -1,0 +1,390 @@
+"""LightningDataModules: the loaders around the data sets (``hydra.utils.instantiate(cfg.data)`` builds one).
+
+Every constructor argument is a plain value (they come from the ``dataset`` config group). Common behaviour
+(:class:`HandPoseDataModule`):
+
+- ``batch_size`` is the **global** batch: ``setup`` divides it by ``trainer.world_size`` (InterNet: 16 per GPU,
+  ``internet_reference.md`` §1) and refuses a batch that does not divide;
+- validation (best-checkpoint selection) uses a deterministic hold-out of ``val_fraction`` of the *training* split,
+  the same samples for every run seed; test is the data set's evaluation split;
+- training batches are shuffled per epoch and augmented per sample with a generator seeded by (seed, epoch, sample),
+  so a run is reproducible whatever the number of workers (the sampler hands the epoch to the workers, which matters
+  with ``persistent_workers``); the last incomplete training batch is dropped (batch norm needs > 1 sample);
+- evaluation loaders neither shuffle nor pad: under DDP every sample is seen by exactly one process, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from internet_plus.data.rhd import RHDDataset, RHDRecord, read_rhd_split
+from internet_plus.data.transforms import AugmentationConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EpochSampler",
+    "HandPoseDataModule",
+    "RHDDataModule",
+    "SyntheticDataModule",
+    "default_synthetic_root",
+    "holdout_split",
+    "resolve_num_workers",
+]
+
+#: Seed of the validation hold-out permutation: fixed, so runs with different seeds validate on the same samples.
+HOLDOUT_SEED = 20_201
+
+
+def resolve_num_workers(num_workers: int | str) -> int:
+    """``"auto"`` → min(8, usable CPU cores); an int ≥ 0 as is."""
+    if isinstance(num_workers, str):
+        if num_workers.strip().lower() != "auto":
+            raise ValueError(f"data.num_workers={num_workers!r}: use an int >= 0 or 'auto'")
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = os.cpu_count() or 1
+        return max(1, min(8, cpus))
+    if isinstance(num_workers, bool) or int(num_workers) != num_workers or num_workers < 0:
+        raise ValueError(f"data.num_workers={num_workers!r}: use an int >= 0 or 'auto'")
+    return int(num_workers)
+
+
+def holdout_split(num_samples: int, fraction: float, seed: int = HOLDOUT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(num_samples)`` into sorted (train, val) positions, ``round(fraction · n)`` (at least 1 when
+    ``fraction > 0``) held out at random under ``seed``."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"data.val_fraction={fraction} must be in [0, 1)")
+    n_val = int(round(fraction * num_samples))
+    if fraction > 0 and n_val == 0:
+        n_val = 1
+    if num_samples - n_val < 1:
+        raise ValueError(
+            f"cannot hold out {n_val} of {num_samples} training samples for validation and still train; "
+            "lower data.val_fraction or use more samples"
+        )
+    perm = np.random.default_rng(seed).permutation(num_samples)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _limit(positions: np.ndarray, limit: int | None, what: str) -> np.ndarray:
+    if limit is None:
+        return positions
+    if int(limit) < 1:
+        raise ValueError(f"data.{what}={limit} must be a positive int or null")
+    return positions[: int(limit)]
+
+
+class EpochSampler(DistributedSampler):
+    """A ``DistributedSampler`` (shuffled by seed + epoch, padded to equal shards) that yields ``(epoch, index)``.
+
+    The dataset receives the epoch with every index, so its per-sample augmentation follows the epoch even in
+    persistent workers, whose copy of the dataset never sees ``set_epoch``. Lightning calls :meth:`set_epoch` at
+    the start of every training epoch. ``num_replicas``/``rank`` are given explicitly (1/0 without DDP), so no
+    process group is needed.
+    """
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((epoch, int(i)) for i in super().__iter__())
+
+
+def _worker_init(_: int) -> None:
+    """One OpenCV thread per loader worker (the workers already give the parallelism)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+class HandPoseDataModule(L.LightningDataModule):
+    """The loaders shared by every data set; subclasses say how to read their splits.
+
+    Args:
+        batch_size: global batch size, divided by the number of processes in ``setup``.
+        num_workers: DataLoader workers per process, or ``"auto"`` (min(8, CPU cores)).
+        pin_memory: pin batches (only where CUDA is available).
+        persistent_workers: keep workers between epochs (only with ``num_workers > 0``).
+        input_size: side S of the square network input.
+        augmentation: :class:`~internet_plus.data.transforms.AugmentationConfig` fields (InterNet's by default).
+        val_fraction: share of the training split held out for validation (0 disables validation).
+        seed: seeds the shuffling and the per-sample augmentation.
+        limit_train_samples: use only this many training samples (quick runs).
+        limit_eval_samples: use only this many validation and this many test samples (quick runs).
+
+    Subclasses implement :meth:`_split_size` and :meth:`_make_dataset`.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 16,
+        num_workers: int | str = "auto",
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        input_size: int = 256,
+        augmentation: Mapping[str, Any] | None = None,
+        val_fraction: float = 0.05,
+        seed: int = 0,
+        limit_train_samples: int | None = None,
+        limit_eval_samples: int | None = None,
+    ) -> None:
+        super().__init__()
+        if int(batch_size) < 1:
+            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        if int(input_size) < 8:
+            raise ValueError(f"data.input_size={input_size} is too small")
+        self.batch_size = int(batch_size)
+        self.num_workers = resolve_num_workers(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.input_size = int(input_size)
+        self.augmentation = AugmentationConfig.from_dict(augmentation)
+        if not 0.0 <= float(val_fraction) < 1.0:
+            raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1)")
+        self.val_fraction = float(val_fraction)
+        self.seed = int(seed)
+        self.limit_train_samples = limit_train_samples
+        self.limit_eval_samples = limit_eval_samples
+        self.per_device_batch_size = self.batch_size
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+        self._world_size = 1
+        self._rank = 0
+
+    # ------------------------------------------------------------------------------------------ subclass hooks
+
+    def _split_size(self, split: str) -> int:
+        """Number of samples in ``split`` (``"train"``: the training split, ``"test"``: the evaluation split)."""
+        raise NotImplementedError
+
+    def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> Dataset:
+        """The dataset of ``split`` restricted to ``positions`` (augmented or not)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    def _distributed_context(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Per-process batch size and the datasets the stage needs (each built once)."""
+        self._world_size, self._rank = self._distributed_context()
+        if self.batch_size % self._world_size:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} is the global batch size and must be divisible by the number of "
+                f"processes ({self._world_size}); use e.g. data.batch_size="
+                f"{max(1, self.batch_size // self._world_size) * self._world_size}"
+            )
+        self.per_device_batch_size = self.batch_size // self._world_size
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            train_pos, val_pos = holdout_split(self._split_size("train"), self.val_fraction)
+            train_pos = _limit(train_pos, self.limit_train_samples, "limit_train_samples")
+            val_pos = _limit(val_pos, self.limit_eval_samples, "limit_eval_samples")
+            self.train_set = self._make_dataset("train", train_pos, augment=self.augmentation.enabled)
+            self.val_set = self._make_dataset("train", val_pos, augment=False) if len(val_pos) else None
+            log.info(
+                "data: %d training / %d validation samples (held out of the training split)",
+                len(train_pos),
+                len(val_pos),
+            )
+        if stage in (None, "test", "predict") and self.test_set is None:
+            test_pos = _limit(np.arange(self._split_size("test")), self.limit_eval_samples, "limit_eval_samples")
+            self.test_set = self._make_dataset("test", test_pos, augment=False)
+            log.info("data: %d test samples", len(test_pos))
+
+    # ------------------------------------------------------------------------------------------ loaders
+
+    def _loader_kwargs(self) -> dict[str, Any]:
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory and torch.cuda.is_available(),
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+            "worker_init_fn": _worker_init if self.num_workers > 0 else None,
+        }
+
+    def _require(self, dataset: Dataset | None, name: str, stage: str) -> Dataset:
+        if dataset is None:
+            raise RuntimeError(f"the {name} set is not built: call setup({stage!r}) first")
+        return dataset
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._require(self.train_set, "training", "fit")
+        sampler = EpochSampler(
+            dataset, num_replicas=self._world_size, rank=self._rank, shuffle=True, seed=self.seed, drop_last=False
+        )
+        per_process = len(sampler)
+        return DataLoader(
+            dataset,
+            batch_size=self.per_device_batch_size,
+            sampler=sampler,
+            drop_last=per_process >= self.per_device_batch_size,
+            **self._loader_kwargs(),
+        )
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        sampler = None
+        if self._world_size > 1:  # Lightning's default DistributedSampler would pad with repeated samples
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=self._world_size, rank=self._rank, shuffle=False
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.per_device_batch_size,
+            shuffle=False,
+            sampler=sampler,
+            drop_last=False,
+            **self._loader_kwargs(),
+        )
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if self.val_set is None:
+            if self.train_set is None:
+                raise RuntimeError("the validation set is not built: call setup('fit') first")
+            return []  # val_fraction=0: no validation
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self._require(self.test_set, "test", "test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
+class RHDDataModule(HandPoseDataModule):
+    """RHD_published_v2 (``training`` → train + validation hold-out, ``evaluation`` → test).
+
+    Args:
+        root: the folder that holds ``training/`` and ``evaluation/``.
+        eval_visible_only: score (and supervise) only the keypoints RHD marks visible (see
+            :mod:`internet_plus.data.rhd`).
+        cache_dir: where the per-split dominant-hand scan of the masks may be cached (``None``: in memory only).
+        Other arguments: :class:`HandPoseDataModule`.
+    """
+
+    SPLITS = {"train": "training", "test": "evaluation"}
+
+    def __init__(
+        self,
+        root: str,
+        eval_visible_only: bool = False,
+        cache_dir: str | None = None,
+        batch_size: int = 16,
+        num_workers: int | str = "auto",
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        input_size: int = 256,
+        augmentation: Mapping[str, Any] | None = None,
+        val_fraction: float = 0.05,
+        seed: int = 0,
+        limit_train_samples: int | None = None,
+        limit_eval_samples: int | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            input_size=input_size,
+            augmentation=augmentation,
+            val_fraction=val_fraction,
+            seed=seed,
+            limit_train_samples=limit_train_samples,
+            limit_eval_samples=limit_eval_samples,
+        )
+        self.root = str(Path(str(root)).expanduser())
+        self.eval_visible_only = bool(eval_visible_only)
+        self.cache_dir = cache_dir
+        self._records: dict[str, list[RHDRecord]] = {}
+
+    def records(self, split: str) -> list[RHDRecord]:
+        """The records of ``"train"`` (RHD ``training``) or ``"test"`` (``evaluation``), read once."""
+        if split not in self._records:
+            self._records[split] = read_rhd_split(self.root, self.SPLITS[split], cache_dir=self.cache_dir)
+        return self._records[split]
+
+    def _split_size(self, split: str) -> int:
+        return len(self.records(split))
+
+    def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> RHDDataset:
+        return RHDDataset(
+            root=self.root,
+            split=self.SPLITS[split],  # type: ignore[arg-type]
+            input_size=self.input_size,
+            augment=augment,
+            augmentation=self.augmentation,
+            seed=self.seed,
+            indices=[int(p) for p in positions],
+            eval_visible_only=self.eval_visible_only,
+            records=self.records(split),
+        )
+
+
+def default_synthetic_root(num_train: int, num_eval: int, generator_seed: int) -> str:
+    """``$XDG_CACHE_HOME/internet_plus/synthetic/rhd_n<train>_e<eval>_s<seed>`` (``~/.cache`` by default)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(cache / "internet_plus" / "synthetic" / f"rhd_n{num_train}_e{num_eval}_s{generator_seed}")
+
+
+class SyntheticDataModule(RHDDataModule):
+    """The embedded synthetic data set: :class:`RHDDataModule` on files generated in RHD's exact format.
+
+    ``prepare_data`` (run once, on the main process) generates the set at ``root`` when it is missing, partial or
+    made with other parameters (:func:`internet_plus.data.synthetic.generate_rhd_dataset`; it never writes into a
+    folder it did not make).
+
+    Args:
+        root: where the set lives; ``None`` = :func:`default_synthetic_root` (a cache folder).
+        num_train: samples in ``training`` (the validation hold-out comes out of these).
+        num_eval: samples in ``evaluation`` (the test split).
+        generator_seed: seed of the generator (the data set itself); ``seed`` seeds shuffling and augmentation.
+        two_hand_fraction: share of images showing both hands.
+        generator_workers: processes used to generate the set.
+        Other arguments: :class:`RHDDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        num_train: int = 2000,
+        num_eval: int = 200,
+        generator_seed: int = 0,
+        two_hand_fraction: float = 0.3,
+        generator_workers: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        root = root or default_synthetic_root(num_train, num_eval, generator_seed)
+        super().__init__(root=root, **kwargs)
+        self.num_train = int(num_train)
+        self.num_eval = int(num_eval)
+        self.generator_seed = int(generator_seed)
+        self.two_hand_fraction = float(two_hand_fraction)
+        self.generator_workers = int(generator_workers)
+
+    def prepare_data(self) -> None:
+        """Generate the set when it is not there yet (a no-op when it is complete)."""
+        from internet_plus.data.synthetic import generate_rhd_dataset, read_meta
+
+        if read_meta(self.root) is None:
+            log.info("generating the synthetic data set (%d + %d samples) at %s", self.num_train, self.num_eval, self.root)
+        generate_rhd_dataset(
+            self.root,
+            num_train=self.num_train,
+            num_eval=self.num_eval,
+            seed=self.generator_seed,
+            two_hand_fraction=self.two_hand_fraction,
+            workers=self.generator_workers,
+        )

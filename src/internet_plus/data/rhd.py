@@ -1,0 +1,481 @@
+"""The Rendered Hand Pose Dataset (RHD_published_v2) read from its official files, and its torch ``Dataset``.
+
+Format: ``shared/spec/datasets.md`` §A. Protocol: InterNet's RHD loader (``shared/spec/internet_reference.md`` §6.3)
+with hand3d's choice of the scored hand (datasets.md §A.6):
+
+- **one hand per sample, the dominant one**: the hand with more pixels in the segmentation mask (left class ids
+  2-17 against right 18-33), ties to the right hand. The other hand's block is zero with validity 0;
+- ``joint_annotated`` (the evaluation mask) is 1 for all 21 joints of the dominant hand: RHD renders every keypoint,
+  so occluded joints have exact ground truth too, and InterNet scores them (its ``joint_valid`` is the annotation's,
+  §5.4). With ``eval_visible_only=True`` only the keypoints RHD marks visible are annotated (hand3d's protocol,
+  datasets.md §A.6), which also removes the invisible ones from the training mask;
+- ``joint_valid`` = ``joint_annotated`` × inside the crop after augmentation (§6.1);
+- the crop box is the tight box around the dominant hand's 21 ground-truth keypoints, then ``process_bbox``
+  (square, ×1.25; §6.1, §6.3); the absolute root depth is the ground-truth wrist depth (InterNet's 'gt' mode, §5.2);
+- ``hand_type`` is the dominant hand, ``hand_type_valid`` = 1, ``rel_root_depth`` = ``root_valid`` = 0 (RHD never
+  supervises the relative root depth, §6.3).
+
+RHD's native joint order (left hand 0-20, right 21-41; fingers tip → base) becomes the project order in exactly one
+place, :func:`read_rhd_annotations`, with the index arrays of :mod:`internet_plus.data.rhd_format`. Metres become
+millimetres there too. Nothing is ever written into the data folder: the per-split dominant-hand scan (one read of
+every mask PNG) is cached in memory and, when a ``cache_dir`` is given, in a small JSON file there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from internet_plus.data import rhd_format
+from internet_plus.data.safe_pickle import load_restricted_pickle
+from internet_plus.data.transforms import (
+    AugmentationConfig,
+    AugParams,
+    bbox_from_joints,
+    build_sample,
+    process_bbox,
+    sample_augmentation,
+)
+from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RHD_DOWNLOAD_PAGE",
+    "RHD_LAYOUT",
+    "RHD_SPLITS",
+    "DatasetLayoutError",
+    "RHDDataset",
+    "RHDRecord",
+    "check_rhd_layout",
+    "dominant_hands",
+    "read_rhd_annotations",
+    "read_rhd_split",
+    "sample_rng",
+]
+
+RHD_DOWNLOAD_PAGE = "https://lmb.informatik.uni-freiburg.de/resources/datasets/RenderedHandposeDataset.en.html"
+RHD_SPLITS: tuple[str, ...] = ("training", "evaluation")
+Split = Literal["training", "evaluation"]
+
+#: The folder tree the reader expects (``datasets.md`` §A.1); ``depth/`` is not read.
+RHD_LAYOUT = """\
+<root>/                        (RHD_published_v2, as unzipped)
+  training/
+    anno_training.pickle
+    color/00000.png ... 41257.png
+    mask/00000.png  ... 41257.png
+  evaluation/
+    anno_evaluation.pickle
+    color/00000.png ... 02727.png
+    mask/00000.png  ... 02727.png"""
+
+
+class DatasetLayoutError(RuntimeError):
+    """A data set folder does not have the expected files (the message names the file and the expected layout)."""
+
+
+def _layout_error(problem: str) -> DatasetLayoutError:
+    return DatasetLayoutError(
+        f"{problem}\nExpected the RHD_published_v2 layout:\n{RHD_LAYOUT}\n"
+        f"Download RHD from {RHD_DOWNLOAD_PAGE}, unzip it and set data.root to the folder that holds training/ and "
+        "evaluation/."
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RHDRecord:
+    """One RHD sample's annotation in the project's joint order (arrays are read-only).
+
+    Attributes:
+        sample_id: RHD's id (the image file is ``%05d.png``).
+        image_path: the colour image.
+        xyz: 42×3 camera-frame joints in mm (right hand 0-20, left 21-41).
+        uv: 42×2 image pixels.
+        vis: 42, 1.0 where RHD marks the keypoint visible.
+        K: 3×3 intrinsics.
+        hand: the dominant hand, ``joints.RIGHT`` or ``joints.LEFT``.
+    """
+
+    sample_id: int
+    image_path: str
+    xyz: np.ndarray
+    uv: np.ndarray
+    vis: np.ndarray
+    K: np.ndarray
+    hand: int
+
+    def __post_init__(self) -> None:
+        for name in ("xyz", "uv", "vis", "K"):
+            getattr(self, name).setflags(write=False)
+
+
+# --------------------------------------------------------------------------------------------------- layout
+
+
+def _split_paths(root: Path, split: str) -> tuple[Path, Path, Path]:
+    if split not in RHD_SPLITS:
+        raise ValueError(f"RHD split must be one of {RHD_SPLITS}, got {split!r}")
+    base = root / split
+    return base / f"anno_{split}.pickle", base / "color", base / "mask"
+
+
+def check_rhd_layout(root: str | PathLike[str], split: Split) -> tuple[Path, Path, Path]:
+    """Check the folders and the annotation file of one split; returns ``(pickle, color dir, mask dir)``.
+
+    Raises:
+        DatasetLayoutError: naming the missing path and the expected layout.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise _layout_error(f"RHD root folder {root} does not exist.")
+    anno, color, mask = _split_paths(root, split)
+    if not anno.is_file():
+        raise _layout_error(f"RHD annotation file {anno} is missing.")
+    for folder in (color, mask):
+        if not folder.is_dir():
+            raise _layout_error(f"RHD image folder {folder} is missing.")
+    return anno, color, mask
+
+
+def _check_files_exist(folder: Path, ids: Sequence[int], what: str) -> None:
+    """All ``folder/%05d.png`` for ``ids`` exist (one ``os.scandir`` of the folder)."""
+    with os.scandir(folder) as entries:
+        present = {entry.name for entry in entries}
+    missing = [f"{i:05d}.png" for i in ids if f"{i:05d}.png" not in present]
+    if missing:
+        shown = ", ".join(str(folder / name) for name in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise _layout_error(f"{len(missing)} {what} image(s) named in the annotation file are missing: {shown}{more}.")
+
+
+# --------------------------------------------------------------------------------------------------- annotations
+
+
+def _native_to_project(array: np.ndarray) -> np.ndarray:
+    """Reorder the joint axis (axis 0) from RHD's native order to the project's (the one place this happens)."""
+    return np.ascontiguousarray(array[rhd_format.RHD_TO_PROJECT])
+
+
+def read_rhd_annotations(path: str | PathLike[str]) -> dict[int, dict[str, np.ndarray]]:
+    """Read and validate ``anno_<split>.pickle`` with the restricted unpickler.
+
+    Returns ``{sample_id: {"xyz": 42×3 mm, "uv": 42×2 px, "vis": 42, "K": 3×3}}`` in the project's joint order.
+
+    Raises:
+        DatasetLayoutError: the content is not RHD's (names the file, the sample and what is wrong).
+    """
+    path = Path(path)
+    raw = load_restricted_pickle(path)
+    if not isinstance(raw, Mapping) or not raw:
+        raise DatasetLayoutError(
+            f"{path}: expected a non-empty dict from sample id to annotation, got {type(raw).__name__}"
+        )
+    shapes = {"xyz": (NUM_JOINTS, 3), "uv_vis": (NUM_JOINTS, 3), "K": (3, 3)}
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for key, entry in raw.items():
+        if not isinstance(key, int | np.integer) or int(key) < 0:
+            raise DatasetLayoutError(f"{path}: sample ids must be non-negative ints, found {key!r}")
+        if not isinstance(entry, Mapping):
+            raise DatasetLayoutError(f"{path}: sample {key}: expected a dict, got {type(entry).__name__}")
+        arrays = {}
+        for name, shape in shapes.items():
+            if name not in entry:
+                raise DatasetLayoutError(f"{path}: sample {key} has no '{name}' (keys: {sorted(entry)})")
+            value = np.asarray(entry[name], dtype=np.float64)
+            if value.shape != shape or not np.isfinite(value).all():
+                raise DatasetLayoutError(
+                    f"{path}: sample {key}: '{name}' must be a finite {shape} array, got shape {value.shape}"
+                )
+            arrays[name] = value
+        out[int(key)] = {
+            "xyz": _native_to_project(arrays["xyz"] * 1000.0),  # metres -> mm
+            "uv": _native_to_project(arrays["uv_vis"][:, :2]),
+            "vis": _native_to_project((arrays["uv_vis"][:, 2] == 1).astype(np.float32)),
+            "K": arrays["K"],
+        }
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------------------------------- dominant hand
+
+_DOMINANT_CACHE: dict[tuple[str, ...], dict[int, int]] = {}
+
+
+def _mask_hand(path: Path) -> int:
+    """``RIGHT`` or ``LEFT``: the hand with more pixels in one mask PNG (ties → right; datasets.md §A.4, §A.6)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise DatasetLayoutError(f"{path}: cannot read this mask PNG (corrupt or not an image)")
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    counts = np.bincount(mask.ravel().astype(np.int64), minlength=256)
+    left = int(counts[rhd_format.MASK_LEFT_IDS].sum())
+    right = int(counts[rhd_format.MASK_RIGHT_IDS].sum())
+    return LEFT if left > right else RIGHT
+
+
+def _default_workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+def dominant_hands(
+    mask_dir: str | PathLike[str],
+    ids: Iterable[int],
+    *,
+    anno_path: str | PathLike[str] | None = None,
+    cache_dir: str | PathLike[str] | None = None,
+    workers: int | None = None,
+) -> dict[int, int]:
+    """The dominant hand (``RIGHT``/``LEFT``) of each sample id, from ``mask_dir/%05d.png``.
+
+    Reading every mask is the slow part of opening RHD (41k PNGs), so the result is cached in memory per process
+    and, with ``cache_dir``, in ``<cache_dir>/rhd_dominant_<hash>.json`` (never in the data folder). The cache key
+    holds the mask folder and the annotation file's size and modification time.
+    """
+    mask_dir = Path(mask_dir).expanduser().resolve()
+    ids = sorted(int(i) for i in ids)
+    stamp = ""
+    if anno_path is not None:
+        st = Path(anno_path).stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    key = (str(mask_dir), stamp, str(len(ids)), hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest())
+    if key in _DOMINANT_CACHE:
+        return dict(_DOMINANT_CACHE[key])
+
+    cache_file = None
+    if cache_dir is not None:
+        digest = hashlib.sha1("|".join(key).encode()).hexdigest()[:16]
+        cache_file = Path(cache_dir).expanduser() / f"rhd_dominant_{digest}.json"
+        hands = _read_cache(cache_file, key, ids)
+        if hands is not None:
+            _DOMINANT_CACHE[key] = hands
+            return dict(hands)
+
+    log.info("RHD: reading %d masks in %s to find each sample's dominant hand", len(ids), mask_dir)
+    paths = [mask_dir / f"{i:05d}.png" for i in ids]
+    n_workers = workers or _default_workers()
+    if n_workers > 1 and len(paths) > 64:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:  # cv2 releases the GIL while decoding
+            choices = list(pool.map(_mask_hand, paths, chunksize=64))
+    else:
+        choices = [_mask_hand(p) for p in paths]
+    hands = dict(zip(ids, choices, strict=True))
+    _DOMINANT_CACHE[key] = hands
+    if cache_file is not None:
+        _write_cache(cache_file, key, hands)
+    return dict(hands)
+
+
+def _read_cache(path: Path, key: tuple[str, ...], ids: list[int]) -> dict[int, int] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("key") != list(key):
+        return None
+    hands = {int(k): int(v) for k, v in data.get("hands", {}).items()}
+    if sorted(hands) != ids or not set(hands.values()) <= {RIGHT, LEFT}:
+        return None
+    return hands
+
+
+def _write_cache(path: Path, key: tuple[str, ...], hands: dict[int, int]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"key": list(key), "hands": {str(k): v for k, v in hands.items()}}))
+        os.replace(tmp, path)
+    except OSError as err:  # a read-only cache folder only costs the next run a rescan
+        log.warning("RHD: could not write the dominant-hand cache %s (%s)", path, err)
+
+
+# --------------------------------------------------------------------------------------------------- split
+
+
+def read_rhd_split(
+    root: str | PathLike[str],
+    split: Split,
+    *,
+    cache_dir: str | PathLike[str] | None = None,
+    workers: int | None = None,
+) -> list[RHDRecord]:
+    """All samples of one RHD split, in sample-id order, with their dominant hand.
+
+    Checks the layout, that every colour and mask image named in the annotation file exists, and the annotation
+    content; raises :class:`DatasetLayoutError` naming the offending file otherwise.
+    """
+    anno_path, color_dir, mask_dir = check_rhd_layout(root, split)
+    annotations = read_rhd_annotations(anno_path)
+    ids = list(annotations)
+    _check_files_exist(color_dir, ids, "colour")
+    _check_files_exist(mask_dir, ids, "mask")
+    hands = dominant_hands(mask_dir, ids, anno_path=anno_path, cache_dir=cache_dir, workers=workers)
+    return [
+        RHDRecord(
+            sample_id=i,
+            image_path=str(color_dir / f"{i:05d}.png"),
+            xyz=ann["xyz"],
+            uv=ann["uv"],
+            vis=ann["vis"],
+            K=ann["K"],
+            hand=hands[i],
+        )
+        for i, ann in annotations.items()
+    ]
+
+
+# --------------------------------------------------------------------------------------------------- Dataset
+
+
+def sample_rng(seed: int, epoch: int, key: int) -> np.random.Generator:
+    """The augmentation generator of one sample in one epoch: a function of (seed, epoch, key) only.
+
+    So a sample's augmentation does not depend on the worker that loads it or on the order of loading.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, int(epoch), int(key)]))
+
+
+def read_rgb(path: str | PathLike[str]) -> np.ndarray:
+    """An image file as H×W×3 RGB uint8 (InterNet's ``load_img``: cv2, BGR → RGB; §6.1)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"{path}: cannot read this image (missing, unreadable or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class RHDDataset(Dataset):
+    """RHD samples as the sample dict of ``docs/architecture.md`` (InterNet's RHD protocol, §6.3; module docstring).
+
+    Args:
+        root: the RHD_published_v2 folder.
+        split: ``"training"`` or ``"evaluation"``.
+        input_size: side S of the square network input.
+        augment: draw InterNet's augmentation (§6.1) per sample; otherwise the identity crop.
+        augmentation: an :class:`AugmentationConfig` or a mapping of its fields (default: InterNet's values).
+        seed: with the epoch (:meth:`set_epoch`) and the sample id, seeds each sample's augmentation.
+        indices: positions of the split's samples to keep (default: all), in this order.
+        eval_visible_only: ``joint_annotated`` only for the keypoints RHD marks visible.
+        records: the split's records if already read (:func:`read_rhd_split`), so that several subsets share them.
+        cache_dir: where the dominant-hand scan may be cached (see :func:`dominant_hands`).
+
+    ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch (what
+    the data module's training sampler passes, so that persistent workers follow the epoch).
+    """
+
+    def __init__(
+        self,
+        root: str | PathLike[str],
+        split: Split,
+        input_size: int = 256,
+        augment: bool = False,
+        augmentation: AugmentationConfig | Mapping[str, Any] | None = None,
+        seed: int = 0,
+        indices: Sequence[int] | None = None,
+        eval_visible_only: bool = False,
+        records: Sequence[RHDRecord] | None = None,
+        cache_dir: str | PathLike[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.split = split
+        self.input_size = int(input_size)
+        self.augment = bool(augment)
+        self.augmentation = (
+            augmentation if isinstance(augmentation, AugmentationConfig) else AugmentationConfig.from_dict(augmentation)
+        )
+        self.seed = int(seed)
+        self.eval_visible_only = bool(eval_visible_only)
+        all_records = list(records) if records is not None else read_rhd_split(self.root, split, cache_dir=cache_dir)
+        if indices is None:
+            self.records: list[RHDRecord] = all_records
+        else:
+            bad = [i for i in indices if not 0 <= int(i) < len(all_records)]
+            if bad:
+                raise IndexError(f"indices {bad[:5]} are outside the {len(all_records)} samples of RHD {split}")
+            self.records = [all_records[int(i)] for i in indices]
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
+        self._epoch = int(epoch)
+
+    @property
+    def sample_ids(self) -> list[int]:
+        """RHD's ids of this dataset's samples, in order."""
+        return [r.sample_id for r in self.records]
+
+    def augmentation_params(self, index: int, epoch: int | None = None) -> AugParams:
+        """The augmentation sample ``index`` gets at ``epoch`` (identity when ``augment`` is off)."""
+        if not self.augment:
+            return AugParams.identity()
+        epoch = self._epoch if epoch is None else epoch
+        record = self.records[index]
+        return sample_augmentation(sample_rng(self.seed, epoch, record.sample_id), self.augmentation)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        if isinstance(item, tuple):
+            epoch, index = int(item[0]), int(item[1])
+        else:
+            epoch, index = self._epoch, int(item)
+        if not 0 <= index < len(self.records):
+            raise IndexError(f"index {index} out of range for {len(self.records)} samples")
+        record = self.records[index]
+        params = self.augmentation_params(index, epoch)
+        image = read_rgb(record.image_path)
+
+        hand = record.hand
+        block = hand_slice(hand)
+        joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
+        joints_cam[block] = record.xyz[block]
+        joints_uv = np.zeros((NUM_JOINTS, 2), dtype=np.float64)
+        joints_uv[block] = record.uv[block]
+        annotated = np.zeros(NUM_JOINTS, dtype=np.float64)
+        annotated[block] = record.vis[block] if self.eval_visible_only else 1.0
+        hand_type = np.zeros(2, dtype=np.float64)
+        hand_type[hand] = 1.0
+        wrist_depth = float(record.xyz[hand * JOINTS_PER_HAND, 2])
+        bbox = process_bbox(bbox_from_joints(record.uv[block]))
+        K = record.K
+        return build_sample(
+            image=image,
+            joints_uv=joints_uv,
+            joints_cam=joints_cam,
+            joint_annotated=annotated,
+            hand_type=hand_type,
+            hand_type_valid=1.0,
+            interacting=False,
+            focal=np.array([K[0, 0], K[1, 1]]),
+            princpt=np.array([K[0, 2], K[1, 2]]),
+            abs_root_depth=np.array([wrist_depth, wrist_depth]),
+            bbox_xywh=bbox,
+            params=params,
+            input_size=self.input_size,
+            index=index,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RHDDataset(root={str(self.root)!r}, split={self.split!r}, samples={len(self)}, "
+            f"input_size={self.input_size}, augment={self.augment})"
+        )
