@@ -37,6 +37,10 @@ import torch
 
 from internet_plus.joints import FLIP_PERMUTATION, NUM_JOINTS
 
+# OpenCV's thread pool does not survive fork(): DataLoader workers forked after the parent used a multi-threaded
+# cv2 call deadlock. One thread per process (the workers supply the parallelism) avoids it.
+cv2.setNumThreads(1)
+
 __all__ = [
     "AugParams",
     "AugmentationConfig",
