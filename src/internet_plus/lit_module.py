@@ -25,6 +25,7 @@ import torch
 
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.metrics import HandednessAccuracy, PoseErrorMetrics
+from internet_plus.metrics.pose import root_relative
 from internet_plus.models.backbones import build_backbone
 from internet_plus.models.codec import HeatmapCodec
 from internet_plus.models.losses import InterNetLoss
@@ -141,7 +142,7 @@ class HandPoseModule(L.LightningModule):
 
     @torch.no_grad()
     def _accumulate_mean_pose(self, batch: dict[str, torch.Tensor]) -> None:
-        rel = _root_relative(batch["joints_cam"]).double()
+        rel = root_relative(batch["joints_cam"]).double()
         valid = batch["joint_annotated"].double()
         self._pose_sum += (rel * valid[..., None]).sum(0)
         self._pose_count += valid.sum(0)
@@ -211,13 +212,6 @@ class HandPoseModule(L.LightningModule):
         interval = cfg.pop("interval", "epoch")
         scheduler = hydra.utils.instantiate(cfg, optimizer=optimizer, _convert_="all")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}
-
-
-def _root_relative(joints: torch.Tensor) -> torch.Tensor:
-    """Subtract each hand's wrist (joints 0 and 21) from that hand's joints: B×42×3 -> B×42×3."""
-    b = joints.shape[0]
-    hands = joints.view(b, 2, NUM_JOINTS // 2, 3)
-    return (hands - hands[:, :, :1]).view(b, NUM_JOINTS, 3)
 
 
 __all__ = ["HandPoseModule"]
