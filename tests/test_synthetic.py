@@ -140,6 +140,7 @@ def test_left_hand_mirrors_a_right_hand() -> None:
     d_right = np.linalg.norm(right[:, None] - right[None], axis=-1)
     d_left = np.linalg.norm(left[:, None] - left[None], axis=-1)
     assert np.allclose(d_right, d_left)
+
     # Mirroring flips handedness: the triple product of (index base, little base, middle tip) changes sign.
     def chirality(j):
         return np.linalg.det(np.stack([j[5] - j[0], j[17] - j[0], j[12] - j[0]]))

@@ -56,7 +56,7 @@ def test_short_training_run_learns_and_eval_reproduces_it(synthetic_root: Path, 
     assert len(epoch_losses) == 6
     # InterNet's head learns slowly from scratch (zero-initialised outputs that must grow to 255-high peaks), so on
     # 32 fixed samples the loss falls steadily but by a few percent only: every epoch lower, 1.5 % in all.
-    assert all(b < a for a, b in zip(epoch_losses, epoch_losses[1:])), epoch_losses
+    assert all(b < a for a, b in zip(epoch_losses, epoch_losses[1:], strict=False)), epoch_losses
     assert epoch_losses[-1] < 0.985 * epoch_losses[0], epoch_losses
 
     # The checkpoint holds plain hyperparameters: safe (weights_only) loading works.

@@ -378,8 +378,9 @@ class SyntheticDataModule(RHDDataModule):
         """Generate the set when it is not there yet (a no-op when it is complete)."""
         from internet_plus.data.synthetic import generate_rhd_dataset, read_meta
 
-        if read_meta(self.root) is None:
-            log.info("generating the synthetic data set (%d + %d samples) at %s", self.num_train, self.num_eval, self.root)
+        root = self.root
+        if read_meta(root) is None:
+            log.info("generating the synthetic data set (%d + %d samples) at %s", self.num_train, self.num_eval, root)
         generate_rhd_dataset(
             self.root,
             num_train=self.num_train,

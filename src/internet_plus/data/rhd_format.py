@@ -86,6 +86,7 @@ def decode_rhd_depth(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb)
     return (rgb[..., 0].astype(np.float64) * 256 + rgb[..., 1]) / 65535 * DEPTH_MAX_M
 
+
 #: Mask class ids of each hand as index arrays (e.g. for ``np.bincount(mask.ravel(), minlength=34)[MASK_LEFT_IDS]``).
 MASK_LEFT_IDS: np.ndarray = np.arange(LEFT_HAND_IDS[0], LEFT_HAND_IDS[1] + 1)
 MASK_RIGHT_IDS: np.ndarray = np.arange(RIGHT_HAND_IDS[0], RIGHT_HAND_IDS[1] + 1)

@@ -21,7 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     root = generate_rhd_dataset(
-        args.root, args.num_train, args.num_eval, args.seed, args.two_hand_fraction, workers=args.workers,
+        args.root,
+        args.num_train,
+        args.num_eval,
+        args.seed,
+        args.two_hand_fraction,
+        workers=args.workers,
         overwrite=args.overwrite,
     )
     elapsed = time.perf_counter() - start

@@ -83,8 +83,12 @@ def hand_primitives(
     palm3d = np.vstack([wrist + side, bases[0], bases[1], bases[2], bases[3], bases[4], wrist - side * 1.1])
     palm_uv = project(palm3d, K)
     prims.append(
-        Primitive(float(palm3d[:, 2].mean()) + 5, segment_mask_id(hand, None), skin, polygon=cv2.convexHull(
-            palm_uv.astype(np.float32)).reshape(-1, 2))
+        Primitive(
+            float(palm3d[:, 2].mean()) + 5,
+            segment_mask_id(hand, None),
+            skin,
+            polygon=cv2.convexHull(palm_uv.astype(np.float32)).reshape(-1, 2),
+        )
     )
     # Forearm ("person"): from the wrist away from the fingers.
     elbow = wrist + forearm_dir * 150 * scale
