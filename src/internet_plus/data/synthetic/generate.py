@@ -27,7 +27,7 @@ from internet_plus.joints import JOINTS_PER_HAND, LEFT, RIGHT, hand_slice
 log = logging.getLogger(__name__)
 
 META_FILE = "synthetic_meta.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLIT_CODES = {"training": 0, "evaluation": 1}
 
 
@@ -87,7 +87,7 @@ def render_sample(seed: int, split: str, index: int, two_hand_fraction: float, s
             skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
             forearm = -rotation[:, 1]  # away from the fingers (the hand frame's −y axis)
             scale = float(np.linalg.norm(pose[9] - pose[0]) / 93.0)
-            prims += hand_primitives(cam, hand, K, skin.astype(np.float32), scale, forearm)
+            prims += hand_primitives(cam, hand, K, skin.astype(np.float32), scale, forearm, rotation[:, 2])
         else:
             cam, _ = _place_hand(rng, pose, K, size, np.array([size / 2, size / 2]))
             cam = _offscreen(cam, K, size)

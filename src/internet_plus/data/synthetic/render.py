@@ -69,12 +69,31 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(img + cv2.resize(noise, (size, size))[..., None], 0, 255)
 
 
+#: Tints of the palmar side (lighter, pinker) and the dorsal side (darker) of the hand; fingernails' colour (RGB).
+PALMAR_TINT = np.array([1.12, 1.0, 0.97], dtype=np.float32)
+DORSAL_TINT = np.array([0.8, 0.78, 0.78], dtype=np.float32)
+NAIL_COLOR = np.array([238, 205, 200], dtype=np.float32)
+
+
 def hand_primitives(
-    joints_cam: np.ndarray, hand: int, K: np.ndarray, skin: np.ndarray, scale: float, forearm_dir: np.ndarray
+    joints_cam: np.ndarray,
+    hand: int,
+    K: np.ndarray,
+    skin: np.ndarray,
+    scale: float,
+    forearm_dir: np.ndarray,
+    palm_normal: np.ndarray,
 ) -> list[Primitive]:
-    """Primitives of one hand (21×3 camera mm, project order); ``hand`` 0 right / 1 left for the mask ids."""
+    """Primitives of one hand (21×3 camera mm, project order); ``hand`` 0 right / 1 left for the mask ids.
+
+    ``palm_normal`` (camera frame, out of the palm) decides which side the camera sees: the palmar side is drawn
+    lighter, the dorsal side darker and with fingernails, so that the image shows the hand's side (without this cue
+    a mirrored right hand seen from the back is the same picture as a left hand seen from the front).
+    """
     uv = project(joints_cam, K)
     f = float(K[0, 0])
+    palm_visible = float(palm_normal @ -joints_cam[0]) > 0
+    skin = skin * (PALMAR_TINT if palm_visible else DORSAL_TINT)
     prims: list[Primitive] = []
     # Palm: wrist, the two sides of the wrist, the digit bases.
     bases = joints_cam[[1, 5, 9, 13, 17]]
@@ -113,6 +132,18 @@ def hand_primitives(
                     segment_mask_id(hand, d, segment_from_tip=2 - s),
                     skin,
                     capsule=(uv[a], uv[b], radii[s] * f / za, radii[s + 1] * f / zb),
+                )
+            )
+        if not palm_visible:  # a fingernail on the distal segment, just in front of it
+            tip, dip = joints_cam[chain[3]], joints_cam[chain[2]]
+            nail_base = dip + 0.45 * (tip - dip)
+            r = 0.55 * radii[3] * f / tip[2]
+            prims.append(
+                Primitive(
+                    float((tip[2] + nail_base[2]) / 2) - 0.5,
+                    segment_mask_id(hand, d, segment_from_tip=0),
+                    NAIL_COLOR,
+                    capsule=(project(nail_base[None], K)[0], uv[chain[3]], r, r),
                 )
             )
     return prims
