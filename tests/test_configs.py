@@ -134,3 +134,12 @@ def test_unknown_option_lists_valid_ones(tmp_path: Path) -> None:
 def test_eval_config_composes(tmp_path: Path) -> None:
     cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
     assert cfg.ckpt_path == "x.ckpt" and "model" in cfg and "data" in cfg
+
+
+def test_inconsistent_geometry_fails_at_construction(tmp_path: Path) -> None:
+    cfg = compose_config("train", [*TINY, "model.codec.heatmap_size=32"], tmp_path)
+    with pytest.raises(Exception, match="heatmap_size"):
+        hydra.utils.instantiate(cfg.model)
+    cfg = compose_config("train", [*TINY, "data.input_size=70"], tmp_path)
+    with pytest.raises(Exception, match="multiple of 32"):
+        hydra.utils.instantiate(cfg.model)
