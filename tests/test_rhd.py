@@ -610,3 +610,56 @@ def test_synthetic_datamodule_prepares_and_loads(tmp_path: Path) -> None:
     assert len(dm.train_set) == 6 and len(dm.val_set) == 2 and len(dm.test_set) == 4
     _check_keys(next(iter(dm.train_dataloader())), size=64, batch=(2,))
     _check_keys(next(iter(dm.test_dataloader())), size=64, batch=(2,))
+
+
+class _RecordingModule:
+    """A minimal LightningModule that records which samples and augmentations each epoch saw."""
+
+    @staticmethod
+    def make():
+        import lightning as L
+
+        class Recording(L.LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = torch.nn.Parameter(torch.zeros(1))
+                self.seen: list[tuple[int, list[float]]] = []
+                self.val_batches = 0
+
+            def training_step(self, batch, batch_idx):
+                self.seen.append((self.current_epoch, batch["inv_trans"][:, 0, 2].tolist()))
+                return (self.weight * batch["image"].mean()).sum()
+
+            def validation_step(self, batch, batch_idx):
+                self.val_batches += 1
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.0)
+
+        return Recording()
+
+
+@pytest.mark.parametrize("val_fraction", [0.25, 0.0])
+def test_datamodule_under_a_lightning_trainer(rhd_tree: tuple[Path, dict[int, dict]], val_fraction: float) -> None:
+    """Lightning keeps the epoch-aware sampler and advances its epoch; val_fraction=0 disables validation."""
+    import lightning as L
+
+    root, _ = rhd_tree
+    dm = _datamodule(root, val_fraction=val_fraction, batch_size=3)
+    module = _RecordingModule.make()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=dm)
+    epochs = {epoch: [x for e, xs in module.seen if e == epoch for x in xs] for epoch in (0, 1)}
+    assert len(epochs[0]) == len(epochs[1]) == len(dm.train_set) // 3 * 3
+    assert sorted(epochs[0]) != sorted(epochs[1])  # the second epoch drew new augmentations
+    assert isinstance(trainer.train_dataloader.sampler, type(dm.train_dataloader().sampler))
+    assert (module.val_batches > 0) == (val_fraction > 0)

@@ -277,34 +277,8 @@ class RHDDataModule(HandPoseDataModule):
 
     SPLITS = {"train": "training", "test": "evaluation"}
 
-    def __init__(
-        self,
-        root: str,
-        eval_visible_only: bool = False,
-        cache_dir: str | None = None,
-        batch_size: int = 16,
-        num_workers: int | str = "auto",
-        pin_memory: bool = True,
-        persistent_workers: bool = True,
-        input_size: int = 256,
-        augmentation: Mapping[str, Any] | None = None,
-        val_fraction: float = 0.05,
-        seed: int = 0,
-        limit_train_samples: int | None = None,
-        limit_eval_samples: int | None = None,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-            input_size=input_size,
-            augmentation=augmentation,
-            val_fraction=val_fraction,
-            seed=seed,
-            limit_train_samples=limit_train_samples,
-            limit_eval_samples=limit_eval_samples,
-        )
+    def __init__(self, root: str, eval_visible_only: bool = False, cache_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.root = str(Path(str(root)).expanduser())
         self.eval_visible_only = bool(eval_visible_only)
         self.cache_dir = cache_dir

@@ -167,7 +167,7 @@ def _check_files_exist(folder: Path, ids: Sequence[int], what: str) -> None:
 
 def _native_to_project(array: np.ndarray) -> np.ndarray:
     """Reorder the joint axis (axis 0) from RHD's native order to the project's (the one place this happens)."""
-    return np.ascontiguousarray(array[rhd_format.RHD_TO_PROJECT])
+    return np.ascontiguousarray(array[rhd_format.PROJECT_FROM_RHD])
 
 
 def read_rhd_annotations(path: str | PathLike[str]) -> dict[int, dict[str, np.ndarray]]:
