@@ -21,7 +21,7 @@ def test_contract_options_exist() -> None:
     assert {"internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50"} <= set(
         BACKBONES
     )
-    assert {"synthetic", "rhd"} <= set(DATASETS)
+    assert {"synthetic", "rhd", "stb"} <= set(DATASETS)
     assert {"cpu", "gpu", "ddp", "ddp_cpu"} <= set(TRAINERS)
     assert {"wandb", "csv", "none"} <= set(LOGGERS)
     assert "quickstart" in EXPERIMENTS
