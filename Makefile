@@ -33,6 +33,9 @@ train: install ## Quickstart: InterNet+ on the synthetic data set, CPU, < 10 min
 summary: install ## Print InterNet+'s Table 1 with output shapes and parameters (BACKBONE=resnet50 for InterNet)
 	$(BIN)/python -m internet_plus.models.summary --backbone $(or $(BACKBONE),internet_plus)
 
+preview: install ## Write a grid of augmented training samples with their skeletons (DATASET=synthetic, ARGS="num=32 seed=1")
+	$(BIN)/python -m internet_plus.data.preview dataset=$(or $(DATASET),synthetic) $(ARGS)
+
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,4 +51,4 @@ clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
 
-.PHONY: help install test test-fast train summary lint format clean clean-venv
+.PHONY: help install test test-fast train summary preview lint format clean clean-venv

@@ -663,3 +663,73 @@ def test_datamodule_under_a_lightning_trainer(rhd_tree: tuple[Path, dict[int, di
     assert sorted(epochs[0]) != sorted(epochs[1])  # the second epoch drew new augmentations
     assert isinstance(trainer.train_dataloader.sampler, type(dm.train_dataloader().sampler))
     assert (module.val_batches > 0) == (val_fraction > 0)
+
+
+# ------------------------------------------------------------------------------------------------ (e) data.verify
+
+
+def test_verify_lists_every_problem_of_a_broken_tree(tmp_path: Path) -> None:
+    root = tmp_path / "RHD_published_v2"
+    _build_rhd_tree(root, num_train=4)
+    truncated = root / "training" / "color" / "00001.png"
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    path = root / "training" / "anno_training.pickle"
+    anno = pickle.loads(path.read_bytes())
+    anno[3]["xyz"] = anno[3]["xyz"].copy()
+    anno[3]["xyz"][5, 2] = np.nan
+    path.write_bytes(pickle.dumps(anno))
+
+    with pytest.raises(DatasetLayoutError) as info:
+        _datamodule(root, verify=True).setup("fit")
+    message = str(info.value)
+    # The whole split was checked before raising: both files are named, with what is wrong.
+    assert "2 problem(s) in 2 sample(s)" in message
+    assert f"{truncated}: image cannot be decoded" in message
+    assert str(root / "training" / "color" / "00003.png") in message
+    assert "anno_training.pickle" in message and "'xyz' has 1 non-finite value(s)" in message
+    # Without verify the reader stops at the first problem (the annotation).
+    with pytest.raises(DatasetLayoutError, match="sample 3"):
+        _datamodule(root).setup("fit")
+
+
+def test_verify_range_checks(tmp_path: Path) -> None:
+    root = tmp_path / "RHD_published_v2"
+    _build_rhd_tree(root, num_train=3)
+    path = root / "training" / "anno_training.pickle"
+    anno = pickle.loads(path.read_bytes())
+    anno[0]["xyz"] = anno[0]["xyz"] * 20.0  # ~10 m away
+    anno[1]["uv_vis"] = anno[1]["uv_vis"].copy()
+    anno[1]["uv_vis"][anno[1]["uv_vis"][:, 2] == 1, 0] += 5000.0
+    anno[2]["K"] = anno[2]["K"] * np.array([[-1.0], [1.0], [1.0]])
+    path.write_bytes(pickle.dumps(anno))
+    with pytest.raises(DatasetLayoutError) as info:
+        _datamodule(root, verify=True).setup("fit")
+    message = str(info.value)
+    assert "3 problem(s) in 3 sample(s)" in message
+    assert "outside 0 < z < 5 m" in message and "outside the 320x320 image" in message
+    assert "implausible intrinsics" in message
+
+
+def test_verify_passes_on_clean_trees_and_logs_the_summary(
+    rhd_tree: tuple[Path, dict[int, dict]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, _ = rhd_tree
+    with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
+        dm = _datamodule(root, verify=True)
+        dm.setup("fit")
+        dm.setup("test")
+    assert "RHD training" in caplog.text and "verified 12 samples (12 images, 12 masks opened" in caplog.text
+    assert "RHD evaluation" in caplog.text and "no problems" in caplog.text
+    assert len(dm.train_set) + len(dm.val_set) == 12
+
+    _generator()
+    from internet_plus.data.datamodule import SyntheticDataModule
+
+    caplog.clear()
+    dm = SyntheticDataModule(
+        root=str(tmp_path / "synthetic"), num_train=8, num_eval=4, num_workers=0, input_size=64, verify=True
+    )
+    dm.prepare_data()
+    with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
+        dm.setup("test")
+    assert "verified 4 samples" in caplog.text and "no problems" in caplog.text

@@ -466,3 +466,51 @@ def test_hydra_config_composes_and_loads(stb_tree: Path, tmp_path: Path) -> None
     dm.setup("test")
     assert dm.camera == "bb_right" and {s for s, _ in dm.test_set.sample_ids} == {"B1Random"}
     assert dm.test_set.records[0].image_path.endswith("BB_right_0.png")
+
+
+# ------------------------------------------------------------------------------------------------ verify, training
+
+
+def test_verify_passes_on_a_clean_tree_and_lists_every_problem(
+    stb_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kwargs = dict(batch_size=2, num_workers=0, input_size=64, val_fraction=0.0, verify=True)
+    with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
+        STBDataModule(root=str(stb_tree), **kwargs).setup("test")
+    assert "STB test" in caplog.text and f"verified {2 * N_FRAMES} samples" in caplog.text
+    assert "no problems" in caplog.text
+
+    root = write_stb_tree(tmp_path / "STB", views=("sk",))
+    truncated = root / "images" / "B1Counting" / "SK_color_1.png"
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    empty = root / "images" / "B1Random" / "SK_color_2.png"
+    empty.write_bytes(b"")
+    with pytest.raises(DatasetLayoutError) as info:
+        STBDataModule(root=str(root), **kwargs).setup("test")
+    message = str(info.value)
+    assert "2 problem(s) in 2 sample(s)" in message
+    assert str(truncated) in message and str(empty) in message
+    STBDataModule(root=str(root), **{**kwargs, "verify": False}).setup("test")  # off: read as before
+
+
+@pytest.mark.slow
+def test_short_training_run(stb_tree: Path, tmp_path: Path) -> None:
+    from internet_plus.tasks import train as train_task
+
+    run_dir = tmp_path / "run"
+    overrides = [
+        *TINY,
+        "dataset=stb",
+        f"data.root={stb_tree}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "data.val_fraction=0.2",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+    ]
+    results = train_task.run(compose_config("train", overrides, run_dir))
+    assert {"test/epe_mm", "test/auc_20_50", "test/handedness_acc", "test/pck_curve"} <= set(results)
+    assert np.isfinite(results["test/epe_mm"]) and 0.0 <= results["test/handedness_acc"] <= 1.0
+    assert not any("mpjpe" in key or "mrrpe" in key for key in results)  # RHD protocol only
+    assert (run_dir / "metrics.json").is_file()

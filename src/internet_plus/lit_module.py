@@ -6,7 +6,11 @@
 * ``posenet`` — InterNet's head (two 3-D heatmap branches, root-depth and hand-type MLPs),
 * a :class:`~internet_plus.models.codec.HeatmapCodec` (targets and decoding) and InterNet's three losses,
 * torchmetrics metrics for validation and test (``epe_mm``, ``epe_median_mm``, ``pck_curve``, ``auc_20_50``,
-  ``handedness_acc``) and a mean-training-pose baseline (``epe_mean_pose_mm``) that says whether a model learned.
+  ``handedness_acc``) and a mean-training-pose baseline (``epe_mean_pose_mm``) that says whether a model learned;
+  when the test data module declares the ``"interhand"`` protocol (``HandPoseDataModule.protocol``), InterNet's
+  InterHand2.6M metrics too (``mpjpe_single_mm``, ``mpjpe_interacting_mm``, ``mpjpe_all_mm``, ``mrrpe_mm``, with
+  InterNet's MRRPE wrist placement), created in :meth:`HandPoseModule.setup` only then: their states are sums
+  reduced across processes and are not saved, so checkpoints are the same for every data set.
 
 Every constructor argument is a plain value (a dict of numbers and strings, as Hydra composes it), so checkpoints
 load with PyTorch's safe ``weights_only`` loading; the modules are built from those dicts here
@@ -25,6 +29,7 @@ import torch
 
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.metrics import HandednessAccuracy, PoseErrorMetrics
+from internet_plus.metrics.interhand import InterHandMetrics, internet_mrrpe_roots
 from internet_plus.metrics.pose import root_relative
 from internet_plus.models.backbones import build_backbone
 from internet_plus.models.codec import HeatmapCodec
@@ -91,6 +96,8 @@ class HandPoseModule(L.LightningModule):
         self.test_pose = PoseErrorMetrics()
         self.test_hand = HandednessAccuracy()
         self.test_mean_pose = PoseErrorMetrics()
+        # InterHand2.6M's metrics, created by setup() when the data module's protocol asks for them.
+        self.test_interhand: InterHandMetrics | None = None
         self.test_results: dict[str, float | list[float]] = {}
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -111,6 +118,15 @@ class HandPoseModule(L.LightningModule):
                 f"model.posenet depth bins ({self.posenet.depth_bins}, root {self.posenet.root_depth_bins}) differ "
                 f"from model.codec ({c.depth_bins}, root {c.root_depth_bins})"
             )
+
+    def setup(self, stage: str) -> None:
+        """Create the evaluation protocol's extra metrics: InterHand2.6M's when the data module's ``protocol`` is
+        ``"interhand"`` (a registered submodule, so it follows the module's device; its states are not persistent)."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        protocol = getattr(datamodule, "protocol", "rhd")
+        if protocol == "interhand" and self.test_interhand is None:
+            self.test_interhand = InterHandMetrics()
 
     # ------------------------------------------------------------------------------------------------ forward
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -166,17 +182,38 @@ class HandPoseModule(L.LightningModule):
         self._evaluate(batch, self.val_pose, self.val_hand, "val")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
-        self._evaluate(batch, self.test_pose, self.test_hand, "test")
+        pred = self._evaluate(batch, self.test_pose, self.test_hand, "test")
         baseline = self.mean_pose.to(batch["joints_cam"])[None].expand_as(batch["joints_cam"])
         self.test_mean_pose.update(baseline, batch["joints_cam"], batch["joint_annotated"])
+        if self.test_interhand is not None:
+            roots = internet_mrrpe_roots(
+                pred["joints_img"],
+                pred["rel_root_depth_mm"],
+                batch["inv_trans"],
+                batch["abs_root_depth"],
+                batch["focal"],
+                batch["princpt"],
+            )
+            self.test_interhand.update(
+                pred["joints_cam"],
+                batch["joints_cam"],
+                batch["joint_annotated"],
+                batch["hand_type"],
+                pred["hand_prob"],
+                batch["hand_type_valid"],
+                pred_roots=roots,
+            )
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str):
+    def _evaluate(
+        self, batch: dict[str, torch.Tensor], pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str
+    ) -> dict[str, torch.Tensor]:
         outputs = self(batch["image"])
         losses = self.criterion(outputs, batch)
         self.log(f"{split}/loss", losses["loss"], sync_dist=True, batch_size=batch["image"].shape[0])
         pred = self.codec.decode(outputs, batch)
         pose.update(pred["joints_cam"], batch["joints_cam"], batch["joint_annotated"])
         hand.update(pred["hand_prob"], batch["hand_type"], batch["hand_type_valid"])
+        return pred
 
     def on_validation_epoch_end(self) -> None:  # noqa: D102
         self._log_epoch_metrics(self.val_pose, self.val_hand, "val")
@@ -187,6 +224,15 @@ class HandPoseModule(L.LightningModule):
         self.test_mean_pose.reset()
         results["test/epe_mean_pose_mm"] = float(baseline["epe_mm"])
         self.log("test/epe_mean_pose_mm", baseline["epe_mm"])
+        if self.test_interhand is not None:
+            values = self.test_interhand.compute()  # synchronised across processes (the states are sums)
+            self.test_interhand.reset()
+            for name, value in values.items():
+                key = f"test/{name}"
+                if key in results:  # handedness_acc: the same definition (internet_reference §5.3), logged above
+                    continue
+                self.log(key, value)
+                results[key] = float(value)
         self.test_results = results
 
     def _log_epoch_metrics(self, pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from internet_plus.data.rhd import RHDDataset, RHDRecord, read_rhd_split
+from internet_plus.data.rhd import RHDDataset, RHDRecord, read_rhd_split, verify_rhd_split
 from internet_plus.data.transforms import AugmentationConfig
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,14 @@ class HandPoseDataModule(L.LightningDataModule):
         limit_train_samples: use only this many training samples (quick runs).
         limit_eval_samples: use only this many validation and this many test samples (quick runs).
 
-    Subclasses implement :meth:`_split_size` and :meth:`_make_dataset`.
+    Subclasses implement :meth:`_split_size` and :meth:`_make_dataset`, and name their evaluation protocol in
+    :attr:`protocol`.
     """
+
+    #: The evaluation protocol the data set is scored with: ``"rhd"`` (the root-relative EPE family: ``epe_mm``,
+    #: ``epe_median_mm``, ``pck_curve``, ``auc_20_50``, ``handedness_acc``; RHD, STB, synthetic) or ``"interhand"``
+    #: (also InterNet's ``mpjpe_*_mm`` and ``mrrpe_mm``). The LightningModule reads it in ``setup``.
+    protocol: str = "rhd"
 
     def __init__(
         self,
@@ -272,21 +278,33 @@ class RHDDataModule(HandPoseDataModule):
         eval_visible_only: score (and supervise) only the keypoints RHD marks visible (see
             :mod:`internet_plus.data.rhd`).
         cache_dir: where the per-split dominant-hand scan of the masks may be cached (``None``: in memory only).
+        verify: before reading a split, open every colour image and mask and range-check every annotation
+            (:func:`~internet_plus.data.rhd.verify_rhd_split`); logs a summary, raises listing every problem.
         Other arguments: :class:`HandPoseDataModule`.
     """
 
     SPLITS = {"train": "training", "test": "evaluation"}
 
-    def __init__(self, root: str, eval_visible_only: bool = False, cache_dir: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str,
+        eval_visible_only: bool = False,
+        cache_dir: str | None = None,
+        verify: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.root = str(Path(str(root)).expanduser())
         self.eval_visible_only = bool(eval_visible_only)
         self.cache_dir = cache_dir
+        self.verify = bool(verify)
         self._records: dict[str, list[RHDRecord]] = {}
 
     def records(self, split: str) -> list[RHDRecord]:
-        """The records of ``"train"`` (RHD ``training``) or ``"test"`` (``evaluation``), read once."""
+        """The records of ``"train"`` (RHD ``training``) or ``"test"`` (``evaluation``), read (and verified) once."""
         if split not in self._records:
+            if self.verify:
+                verify_rhd_split(self.root, self.SPLITS[split])  # type: ignore[arg-type]
             self._records[split] = read_rhd_split(self.root, self.SPLITS[split], cache_dir=self.cache_dir)
         return self._records[split]
 

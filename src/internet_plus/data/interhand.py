@@ -1071,6 +1071,9 @@ class InterHandDataModule(HandPoseDataModule):
         Other arguments: :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
+    #: Scored with InterNet's InterHand2.6M metrics too (``mpjpe_*_mm``, ``mrrpe_mm``; the LightningModule reads it).
+    protocol = "interhand"
+
     def __init__(
         self,
         root: str,

@@ -27,9 +27,10 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -60,11 +61,15 @@ __all__ = [
     "DatasetLayoutError",
     "RHDDataset",
     "RHDRecord",
+    "VerifyItem",
+    "VerifyReport",
     "check_rhd_layout",
     "dominant_hands",
     "read_rhd_annotations",
     "read_rhd_split",
     "sample_rng",
+    "verify_rhd_split",
+    "verify_samples",
 ]
 
 RHD_DOWNLOAD_PAGE = "https://lmb.informatik.uni-freiburg.de/resources/datasets/RenderedHandposeDataset.en.html"
@@ -340,6 +345,255 @@ def read_rhd_split(
         )
         for i, ann in annotations.items()
     ]
+
+
+# --------------------------------------------------------------------------------------------------- verify
+
+#: Plausible ranges of the full verification pass (``data.verify=true``): joint depth in metres, and how far outside
+#: the image (in image sizes) a keypoint may project.
+VERIFY_DEPTH_RANGE_M = (0.0, 5.0)
+VERIFY_UV_MARGIN = 1.0
+#: How many problems the summary and the error list (the count is always complete).
+VERIFY_SHOWN = 20
+#: RHD's largest mask class id (0 background, 1 person, 2-17 left hand, 18-33 right hand; datasets.md §A.4).
+RHD_MAX_MASK_ID = 33
+
+
+@dataclass(frozen=True, eq=False)
+class VerifyItem:
+    """One sample for :func:`verify_samples`: the files to open and the annotation to range-check.
+
+    Attributes:
+        name: how problems of the annotation name the sample (e.g. its image path and annotation file).
+        image: an image that must open (``None``: none to open).
+        mask: a mask that must open and have the image's size.
+        xyz_mm: J×3 camera-frame joints that must be finite and at 0 < z < 5 m.
+        uv: J×2 pixels that must be finite and within :data:`VERIFY_UV_MARGIN` image sizes of the image.
+        K: 3×3 intrinsics that must be finite with positive focal lengths and last row (0, 0, 1).
+        max_mask_id: the largest class id the mask may hold.
+        problems: problems already found in the annotation (reading it).
+    """
+
+    name: str
+    image: str | None = None
+    mask: str | None = None
+    xyz_mm: np.ndarray | None = None
+    uv: np.ndarray | None = None
+    K: np.ndarray | None = None
+    max_mask_id: int | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of a verification pass: counts and every problem found (one string each, naming the file)."""
+
+    dataset: str
+    samples: int = 0
+    images: int = 0
+    masks: int = 0
+    bad_samples: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self, shown: int = VERIFY_SHOWN) -> str:
+        """One line of counts, then the first ``shown`` problems."""
+        head = (
+            f"{self.dataset}: verified {self.samples} samples ({self.images} images, {self.masks} masks opened, "
+            f"annotations range-checked) in {self.seconds:.1f} s: "
+        )
+        if self.ok:
+            return head + "no problems"
+        lines = [head + f"{len(self.problems)} problem(s) in {self.bad_samples} sample(s):"]
+        lines += [f"  - {p}" for p in self.problems[:shown]]
+        if len(self.problems) > shown:
+            lines.append(f"  ... and {len(self.problems) - shown} more")
+        return "\n".join(lines)
+
+
+def _open_image(path: str, flags: int) -> tuple[np.ndarray | None, str]:
+    if not os.path.isfile(path):
+        return None, "is missing"
+    image = cv2.imread(path, flags)
+    if image is None or image.size == 0:
+        return None, "cannot be decoded (truncated, corrupt or not an image)"
+    return image, ""
+
+
+def _check_item(item: VerifyItem) -> list[str]:
+    """Every problem of one sample (never raises for bad content)."""
+    problems = [f"{item.name}: {p}" for p in item.problems]
+    size: tuple[int, int] | None = None
+    if item.image is not None:
+        image, error = _open_image(item.image, cv2.IMREAD_COLOR)
+        if image is None:
+            problems.append(f"{item.image}: image {error}")
+        else:
+            size = (image.shape[1], image.shape[0])
+    if item.mask is not None:
+        mask, error = _open_image(item.mask, cv2.IMREAD_UNCHANGED)
+        if mask is None:
+            problems.append(f"{item.mask}: mask {error}")
+        else:
+            if size is not None and mask.shape[:2] != (size[1], size[0]):
+                problems.append(f"{item.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {size[0]}x{size[1]}")
+            if item.max_mask_id is not None and int(mask.max()) > item.max_mask_id:
+                problems.append(f"{item.mask}: mask holds class id {int(mask.max())} > {item.max_mask_id}")
+    if item.xyz_mm is not None:
+        xyz = np.asarray(item.xyz_mm, dtype=np.float64).reshape(-1, 3)
+        lo, hi = (v * 1000.0 for v in VERIFY_DEPTH_RANGE_M)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(xyz).all(axis=1) | (xyz[:, 2] <= lo) | (xyz[:, 2] >= hi)
+        if bad.any():
+            problems.append(
+                f"{item.name}: {int(bad.sum())} joint(s) not finite or outside {VERIFY_DEPTH_RANGE_M[0]:g} < z < "
+                f"{VERIFY_DEPTH_RANGE_M[1]:g} m (first: joint {int(np.argmax(bad))}, xyz "
+                f"{np.round(xyz[int(np.argmax(bad))], 1).tolist()} mm)"
+            )
+    if item.uv is not None and size is not None:
+        uv = np.asarray(item.uv, dtype=np.float64).reshape(-1, 2)
+        w, h = size
+        m = VERIFY_UV_MARGIN
+        with np.errstate(invalid="ignore"):
+            bad = (
+                ~np.isfinite(uv).all(axis=1)
+                | (uv[:, 0] < -m * w)
+                | (uv[:, 0] > (1 + m) * w)
+                | (uv[:, 1] < -m * h)
+                | (uv[:, 1] > (1 + m) * h)
+            )
+        if bad.any():
+            j = int(np.argmax(bad))
+            problems.append(
+                f"{item.name}: {int(bad.sum())} keypoint(s) not finite or more than {m:g} image size(s) outside the "
+                f"{w}x{h} image (first: joint {j} at uv {np.round(uv[j], 1).tolist()})"
+            )
+    if item.K is not None:
+        K = np.asarray(item.K, dtype=np.float64)
+        plausible = (
+            K.shape == (3, 3)
+            and np.isfinite(K).all()
+            and K[0, 0] > 0
+            and K[1, 1] > 0
+            and np.allclose(K[2], (0.0, 0.0, 1.0))
+        )
+        if not plausible:
+            problems.append(f"{item.name}: implausible intrinsics K = {np.round(K, 3).tolist()} (need fx, fy > 0)")
+    return problems
+
+
+def verify_samples(items: Sequence[VerifyItem], dataset: str, *, workers: int | None = None) -> VerifyReport:
+    """Check every item (open its files, range-check its annotation), then log the summary.
+
+    The whole pass runs before anything is raised, so one error lists every problem.
+
+    Raises:
+        DatasetLayoutError: with the summary (counts and the first :data:`VERIFY_SHOWN` problems) when any is found.
+    """
+    start = time.perf_counter()
+    n_workers = workers or _default_workers()
+    if n_workers > 1 and len(items) > 16:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:  # cv2 releases the GIL while decoding
+            found = list(pool.map(_check_item, items))
+    else:
+        found = [_check_item(item) for item in items]
+    report = VerifyReport(
+        dataset=dataset,
+        samples=len(items),
+        images=sum(item.image is not None for item in items),
+        masks=sum(item.mask is not None for item in items),
+        bad_samples=sum(bool(p) for p in found),
+        seconds=time.perf_counter() - start,
+        problems=[p for sample in found for p in sample],
+    )
+    if not report.ok:
+        log.error("%s", report.summary())
+        raise DatasetLayoutError(
+            report.summary() + "\nFix or remove these files (or run without data.verify=true to skip this check)."
+        )
+    log.info("%s", report.summary())
+    return report
+
+
+def _rhd_verify_item(anno_path: Path, color_dir: Path, mask_dir: Path, key: Any, entry: Any) -> VerifyItem:
+    """A :class:`VerifyItem` of one raw annotation entry, tolerant of any content (problems are collected)."""
+    if not isinstance(key, int | np.integer) or int(key) < 0:
+        return VerifyItem(name=str(anno_path), problems=(f"sample id {key!r} is not a non-negative int",))
+    file = f"{int(key):05d}.png"
+    name = f"{color_dir / file} (sample {int(key)} in {anno_path.name})"
+    problems: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    fields: tuple[tuple[str, tuple[int, int]], ...] = (
+        ("xyz", (NUM_JOINTS, 3)),
+        ("uv_vis", (NUM_JOINTS, 3)),
+        ("K", (3, 3)),
+    )
+    if not isinstance(entry, Mapping):
+        problems.append(f"the annotation is a {type(entry).__name__}, not a dict")
+        fields = ()
+    for key_name, shape in fields:
+        if key_name not in entry:
+            problems.append(f"no '{key_name}' in the annotation")
+            continue
+        try:
+            value = np.asarray(entry[key_name], dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"'{key_name}' is not numeric")
+            continue
+        if value.shape != shape:
+            problems.append(f"'{key_name}' has shape {value.shape}, expected {shape}")
+            continue
+        if not np.isfinite(value).all():
+            problems.append(f"'{key_name}' has {int((~np.isfinite(value)).sum())} non-finite value(s)")
+            continue
+        arrays[key_name] = value
+    xyz_mm = uv = None
+    if "uv_vis" in arrays:
+        vis = arrays["uv_vis"][:, 2]
+        if not np.isin(vis, (0.0, 1.0)).all():
+            problems.append("the visibility column of 'uv_vis' holds values other than 0 and 1")
+        # Range checks apply to the hands with a visible keypoint: RHD also annotates a hand that is out of view.
+        blocks = [np.arange(h * JOINTS_PER_HAND, (h + 1) * JOINTS_PER_HAND) for h in range(2)]
+        shown = [b for b in blocks if (vis[b] == 1).any()]
+        keep = np.concatenate(shown) if shown else np.zeros(0, dtype=np.int64)
+        uv = arrays["uv_vis"][keep, :2]
+        if "xyz" in arrays:
+            xyz_mm = arrays["xyz"][keep] * 1000.0
+    return VerifyItem(
+        name=name,
+        image=str(color_dir / file),
+        mask=str(mask_dir / file),
+        xyz_mm=xyz_mm,
+        uv=uv,
+        K=arrays.get("K"),
+        max_mask_id=RHD_MAX_MASK_ID,
+        problems=tuple(problems),
+    )
+
+
+def verify_rhd_split(root: str | PathLike[str], split: Split, *, workers: int | None = None) -> VerifyReport:
+    """``data.verify=true``: open every colour image and mask of one split and range-check every annotation.
+
+    Checks, per sample: the colour image and the mask exist and decode, the mask has the image's size and RHD's class
+    ids; ``xyz``, ``uv_vis`` and ``K`` have RHD's shapes and are finite, the visibility flags are 0/1, ``K`` has
+    positive focal lengths; for each hand with a visible keypoint, every joint lies at 0 < z < 5 m and projects within
+    one image size of the image. The whole split is checked before anything is raised.
+
+    Raises:
+        DatasetLayoutError: a missing folder or annotation file (at once), or the list of every problem found.
+    """
+    anno_path, color_dir, mask_dir = check_rhd_layout(root, split)
+    raw = load_restricted_pickle(anno_path)
+    if not isinstance(raw, Mapping) or not raw:
+        raise DatasetLayoutError(
+            f"{anno_path}: expected a non-empty dict from sample id to annotation, got {type(raw).__name__}"
+        )
+    items = [_rhd_verify_item(anno_path, color_dir, mask_dir, key, entry) for key, entry in raw.items()]
+    return verify_samples(items, f"RHD {split} ({Path(root).expanduser()})", workers=workers)
 
 
 # --------------------------------------------------------------------------------------------------- Dataset

@@ -53,7 +53,7 @@ import torch
 from torch.utils.data import Dataset
 
 from internet_plus.data.datamodule import HandPoseDataModule
-from internet_plus.data.rhd import DatasetLayoutError, read_rgb, sample_rng
+from internet_plus.data.rhd import DatasetLayoutError, VerifyItem, VerifyReport, read_rgb, sample_rng, verify_samples
 from internet_plus.data.transforms import (
     AugmentationConfig,
     AugParams,
@@ -96,6 +96,7 @@ __all__ = [
     "read_stb_split",
     "rodrigues",
     "sk_depth_to_color",
+    "verify_stb_records",
 ]
 
 #: The STB authors' page (README with the camera parameters and the download links; datasets.md §0, tag STBR).
@@ -477,6 +478,29 @@ def read_stb_split(
     return records
 
 
+def verify_stb_records(records: Sequence[STBRecord], dataset: str = "STB") -> VerifyReport:
+    """``data.verify=true``: open every image of ``records`` and range-check their annotations.
+
+    (The label files' shape, finiteness and positive depths, and the presence of every image, are checked while the
+    split is read.) Per frame: the image decodes, the joints lie at 0 < z < 5 m, they project within one image size
+    of the image, ``K`` has positive focal lengths. Logs a summary.
+
+    Raises:
+        DatasetLayoutError: after the whole pass, listing every problem (each naming the image file and label file).
+    """
+    items = [
+        VerifyItem(
+            name=f"{r.image_path} (frame {r.frame} of {r.sequence})",
+            image=r.image_path,
+            xyz_mm=r.xyz,
+            uv=r.uv,
+            K=r.K,
+        )
+        for r in records
+    ]
+    return verify_samples(items, dataset)
+
+
 # ---------------------------------------------------------------------------------------------- Dataset
 
 
@@ -620,6 +644,8 @@ class STBDataModule(HandPoseDataModule):
         wrist_rule: palm → wrist rule (``ring_mcp`` default, ``middle_mcp``, ``mcp_mean``, ``palm``).
         wrist_factor: overrides the rule's factor (``None``: the rule's own).
         train_sequences, test_sequences: replace the standard split's sequences (``None``: B2-B6 / B1).
+        verify: after reading a split, open every image and range-check every frame's annotation
+            (:func:`verify_stb_records`); logs a summary, raises listing every problem.
         Other arguments: :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
@@ -631,11 +657,13 @@ class STBDataModule(HandPoseDataModule):
         wrist_factor: float | None = None,
         train_sequences: Sequence[str] | None = None,
         test_sequences: Sequence[str] | None = None,
+        verify: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.root = str(Path(str(root)).expanduser())
         self.camera = _camera(camera).name
+        self.verify = bool(verify)
         if wrist_rule not in WRIST_RULES:
             raise ValueError(f"data.wrist_rule must be one of {sorted(WRIST_RULES)}, got {wrist_rule!r}")
         self.wrist_rule = wrist_rule
@@ -650,7 +678,7 @@ class STBDataModule(HandPoseDataModule):
     def records(self, split: str) -> list[STBRecord]:
         """The records of ``"train"`` or ``"test"``, read (and checked) once."""
         if split not in self._records:
-            self._records[split] = read_stb_split(
+            records = read_stb_split(
                 self.root,
                 split,  # type: ignore[arg-type]
                 camera=self.camera,
@@ -658,6 +686,9 @@ class STBDataModule(HandPoseDataModule):
                 wrist_factor=self.wrist_factor,
                 sequences=self.sequences[split],
             )
+            if self.verify:
+                verify_stb_records(records, f"STB {split} ({self.camera} view, {self.root})")
+            self._records[split] = records
         return self._records[split]
 
     def _split_size(self, split: str) -> int:
