@@ -24,7 +24,7 @@ def test_contract_options_exist() -> None:
     assert {"synthetic", "rhd", "stb"} <= set(DATASETS)
     assert {"cpu", "gpu", "ddp", "ddp_cpu"} <= set(TRAINERS)
     assert {"wandb", "csv", "none"} <= set(LOGGERS)
-    assert "quickstart" in EXPERIMENTS
+    assert {"quickstart", "paper_rhd", "paper_stb", "paper_interhand", "ablation"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -109,6 +109,51 @@ def test_paper_scheduler_is_cosine_with_warm_restarts(tmp_path: Path) -> None:
 def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"experiment={experiment}"], tmp_path)
     hydra.utils.instantiate(cfg.model)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "module", "epochs"),
+    [
+        ("paper_rhd", "RHDDataModule", 189),
+        ("paper_stb", "STBDataModule", 45),
+        ("paper_interhand", "InterHandDataModule", 20),
+    ],
+)
+def test_paper_recipes(experiment: str, module: str, epochs: int, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"experiment={experiment}"], tmp_path)
+    assert cfg.data._target_.endswith(module) and cfg.trainer.max_epochs == epochs
+    assert cfg.data.input_size == 256 and cfg.model.codec.heatmap_size == 64
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW"
+    assert cfg.model.scheduler.T_0 == 2 and cfg.model.scheduler.T_mult == 3
+    # the recipe fixes the data set, not the feature extractor: backbone= and trainer= still win
+    other = compose_config("train", [f"experiment={experiment}", "backbone=resnet50", "trainer=ddp_cpu"], tmp_path)
+    assert other.model.backbone.name == "resnet50" and other.trainer.strategy == "ddp"
+
+
+def test_ablation_is_the_papers_grid(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["experiment=ablation"], tmp_path)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert set(params["backbone"]) == {
+        "resnet50",
+        "internet_plus",
+        "internet_plus_no_ca",
+        "internet_plus_se",
+        "internet_plus_no_fca",
+    }
+    assert set(params["dataset"]) == {"rhd", "stb"} and params["seed"] == ["0"]
+    epochs = {"rhd": 189, "stb": 45}  # each job trains as long as the paper's full network on its data set
+    for dataset in params["dataset"]:
+        for backbone in params["backbone"]:
+            expected_backbone = compose_config("train", [f"backbone={backbone}"], tmp_path).model.backbone
+            job = compose_config(
+                "train", ["experiment=ablation", f"dataset={dataset}", f"backbone={backbone}", "seed=0"], tmp_path
+            )
+            assert job.model.backbone == expected_backbone  # (the hydra: resolver reads the last composed config)
+            assert job.trainer.max_epochs == epochs[dataset] and job.data.root.endswith(
+                {"rhd": "RHD_published_v2", "stb": "STB"}[dataset]
+            )
+            assert job.model.optimizer._target_ == "torch.optim.AdamW" and job.data.input_size == 256
 
 
 def test_quickstart_is_internet_plus_on_synthetic_cpu(tmp_path: Path) -> None:
