@@ -70,6 +70,7 @@ from torch.utils.data import Dataset
 
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.rhd import DatasetLayoutError, read_rgb, sample_rng
+from internet_plus.data.safe_paths import safe_join
 from internet_plus.data.transforms import (
     AugmentationConfig,
     AugParams,
@@ -907,6 +908,8 @@ def check_images(index: InterHandIndex, files: InterHandFiles, *, verify: bool =
     images = files.images_dir
     if verify:
         names = [index.file_name(r) for r in range(n)]
+        for name in names:
+            safe_join(images, name, source=str(files.data))
         by_folder: dict[str, set[str]] = {}
         for name in names:
             folder, _, base = name.rpartition("/")
@@ -921,7 +924,11 @@ def check_images(index: InterHandIndex, files: InterHandFiles, *, verify: bool =
             missing += [f"{folder}/{b}" if folder else b for b in sorted(bases - present)]
     else:
         rows = np.unique(np.linspace(0, n - 1, num=min(n, max(1, int(sample)))).round().astype(np.int64))
-        missing = [name for name in (index.file_name(r) for r in rows) if not (images / name).is_file()]
+        missing = [
+            name
+            for name in (index.file_name(r) for r in rows)
+            if not safe_join(images, name, source=str(files.data)).is_file()
+        ]
     if missing:
         shown = ", ".join(str(images / m) for m in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -1025,7 +1032,7 @@ class InterHandDataset(Dataset):
         if not 0 <= index < len(self.rows):
             raise IndexError(f"index {index} out of range for {len(self.rows)} samples")
         record = self.record(index)
-        image = read_rgb(self.images_dir / record.file_name)
+        image = read_rgb(safe_join(self.images_dir, record.file_name, source="data.json"))
         right, left = ROOTS
         return build_sample(
             image=image,

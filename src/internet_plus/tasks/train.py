@@ -1,7 +1,10 @@
 """``python train.py``: fit a model, then test its best checkpoint on the data set's evaluation split.
 
 Writes into the Hydra run directory: ``checkpoints/{best,last}.ckpt``, ``metrics.json`` (``test/<name>``), the
-logger's files and ``.hydra/`` (the resolved config).
+logger's files and ``.hydra/`` (the resolved config). Checkpoints are written atomically
+(:class:`~internet_plus.callbacks.AtomicCheckpointIO`). ``resume=last|<file>`` (or ``ckpt_path=<file>``) continues a
+run in a new run directory (:mod:`internet_plus.tasks.resume`). On SIGTERM the run saves ``checkpoints/last.ckpt``
+and exits with status 143 without testing.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from internet_plus.callbacks import AtomicCheckpointIO, SigtermCheckpoint
 from internet_plus.tasks.common import (
     finish_wandb,
     format_metrics_table,
@@ -24,6 +29,7 @@ from internet_plus.tasks.common import (
     log_config,
     write_metrics_json,
 )
+from internet_plus.tasks.resume import resolve_resume
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ def check_launch_mode(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train (and test) as configured; returns the test metrics (``test/<name>`` → value)."""
     check_launch_mode(cfg)
+    resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
 
@@ -80,11 +87,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks = instantiate_callbacks(cfg.get("callbacks"))
         if not loggers:  # nothing to send learning rates to (logger=none)
             callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
-        trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer: L.Trainer = hydra.utils.instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        )
         log_config(loggers, cfg, _parameter_counts(model))
 
         if cfg.get("train", True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            try:
+                trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            except SIGTERMException:
+                _exit_on_sigterm(trainer, callbacks, output_dir)
 
         results: dict[str, Any] = {}
         if cfg.get("test", True):
@@ -100,6 +112,28 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             log.info("run directory: %s", output_dir)
     return results
+
+
+#: Exit status after SIGTERM (128 + 15, the shell's convention): the checkpoint is saved, the run is not finished.
+SIGTERM_EXIT_STATUS = 143
+
+
+def _exit_on_sigterm(trainer: L.Trainer, callbacks: list, output_dir: str) -> None:
+    saved = next((cb.saved_path for cb in callbacks if isinstance(cb, SigtermCheckpoint) and cb.saved_path), None)
+    if trainer.is_global_zero:
+        where = (
+            f"saved {saved}; resume with the same overrides plus resume={saved}"
+            if saved
+            else "no checkpoint saved (callbacks.sigterm_checkpoint is off)"
+        )
+        log.warning(
+            "SIGTERM received: training stopped at global step %d (epoch %d), %s. Not testing. Run directory: %s",
+            trainer.global_step,
+            trainer.current_epoch,
+            where,
+            output_dir,
+        )
+    raise SystemExit(SIGTERM_EXIT_STATUS)
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -1,0 +1,93 @@
+"""Checkpoint safety: atomic checkpoint files, and a checkpoint on SIGTERM.
+
+- :class:`AtomicCheckpointIO` writes ``<path>.tmp``, flushes it to disk, then renames it over ``<path>``
+  (``os.replace``), so a crash or a full disk while saving leaves the previous checkpoint intact.
+- :class:`SigtermCheckpoint`: on SIGTERM Lightning stops after the current batch and raises ``SIGTERMException``
+  (it saves nothing by itself outside SLURM auto-requeue); this callback then saves ``last.ckpt`` so the run can resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AtomicCheckpointIO", "SigtermCheckpoint"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local saves are atomic: write ``<path>.tmp``, fsync, ``os.replace`` onto ``<path>``.
+
+    Remote paths (``s3://`` …) keep Lightning's own fsspec transaction.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        if storage_options is not None or get_filesystem(path).protocol not in ("file", ("file", "local")):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(os.fspath(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every file system allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class SigtermCheckpoint(Callback):
+    """Save ``<dirpath>/<filename>.ckpt`` when the run stops on SIGTERM (a cluster scheduler's pre-emption signal).
+
+    Args:
+        dirpath: the checkpoint folder (the run's ``checkpoints/``).
+        filename: the file name without ``.ckpt``; ``last`` (default) so that the usual resume path picks it up.
+
+    After the save, :attr:`saved_path` holds the file; the train task reports it and exits with status 143.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last") -> None:
+        self.dirpath = str(dirpath)
+        self.filename = str(filename)
+        self.saved_path: str | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        path = os.path.join(self.dirpath, f"{self.filename}.ckpt")
+        trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes (through AtomicCheckpointIO)
+        self.saved_path = path
+        if trainer.is_global_zero:
+            log.warning(
+                "SIGTERM: saved %s at global step %d (epoch %d)", path, trainer.global_step, trainer.current_epoch
+            )
