@@ -34,6 +34,7 @@ from internet_plus.data.interhand import (
     world_to_camera,
 )
 from internet_plus.data.interhand_bench import write_fake_split
+from internet_plus.data.rhd import DatasetLayoutError
 from internet_plus.data.transforms import transform_points
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.metrics.interhand import (
@@ -613,3 +614,47 @@ def test_datamodule_setup_reports_layout_errors(tmp_path: Path) -> None:
     with pytest.raises(InterHandLayoutError, match="does not exist"):
         dm.setup("fit")
     assert os.listdir(tmp_path) == []  # nothing was written
+
+
+# ------------------------------------------------------------------------------------------------ corrupt images
+
+
+def test_truncated_image_raises_with_its_name_or_is_skipped_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "InterHand2.6M"
+    _fake_root(root, {"train": 8, "test": 8})
+    index, files = _index(root, "test", tmp_path / "cache")
+    strict = InterHandDataset(index, files.images_dir, input_size=64)
+    names = [strict.record(k).file_name for k in range(len(strict))]
+    i = next(k for k in range(len(names) - 1) if names.count(names[k]) == 1)
+    bad = files.images_dir / names[i]
+    bad.write_bytes(bad.read_bytes()[:100])  # cut inside the JPEG header: not decodable
+    with pytest.raises(DatasetLayoutError, match=bad.name):
+        strict[i]
+    with pytest.raises(ValueError, match="on_bad_image"):
+        InterHandDataset(index, files.images_dir, input_size=64, on_bad_image="ignore")
+
+    lenient = InterHandDataset(index, files.images_dir, input_size=64, on_bad_image="skip")
+    with caplog.at_level("WARNING", logger="internet_plus.data.interhand"):
+        sample = lenient[i]
+    assert int(sample["index"]) == i + 1  # replaced by the next readable sample
+    assert lenient.skipped_images == lenient.bad_images == 1
+    assert "InterHand2.6M: skipping unreadable image" in caplog.text and bad.name in caplog.text
+
+    dm = InterHandDataModule(
+        root=str(root),
+        cache_dir=str(tmp_path / "cache"),
+        on_bad_image="skip",
+        batch_size=2,
+        num_workers=0,
+        input_size=64,
+        val_fraction=0.0,
+    )
+    dm.setup("test")
+    assert dm.test_set.on_bad_image == "skip"
+    for k in range(len(dm.test_set)):
+        dm.test_set[k]
+    with caplog.at_level("WARNING"):
+        dm.teardown("test")
+    assert "1 unreadable test image(s) were skipped" in caplog.text

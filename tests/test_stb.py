@@ -514,3 +514,37 @@ def test_short_training_run(stb_tree: Path, tmp_path: Path) -> None:
     assert np.isfinite(results["test/epe_mm"]) and 0.0 <= results["test/handedness_acc"] <= 1.0
     assert not any("mpjpe" in key or "mrrpe" in key for key in results)  # RHD protocol only
     assert (run_dir / "metrics.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ corrupt images
+
+
+def test_truncated_image_raises_with_its_name_or_is_skipped_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_stb_tree(tmp_path / "STB", views=("sk",))
+    bad = root / "images" / "B1Counting" / "SK_color_1.png"
+    bad.write_bytes(bad.read_bytes()[:100])
+    strict = STBDataset(root, "test", input_size=64)
+    i = next(k for k, r in enumerate(strict.records) if r.image_path == str(bad))
+    assert i + 1 < len(strict)
+    with pytest.raises(DatasetLayoutError, match=bad.name):
+        strict[i]
+    with pytest.raises(ValueError, match="on_bad_image"):
+        STBDataset(root, "test", input_size=64, on_bad_image="ignore")
+
+    lenient = STBDataset(root, "test", input_size=64, on_bad_image="skip")
+    with caplog.at_level("WARNING", logger="internet_plus.data.stb"):
+        sample = lenient[i]
+    assert int(sample["index"]) == i + 1  # replaced by the next readable sample
+    assert lenient.skipped_images == lenient.bad_images == 1
+    assert f"STB: skipping unreadable image {bad}" in caplog.text
+
+    dm = STBDataModule(root=str(root), on_bad_image="skip", batch_size=2, num_workers=0, input_size=64)
+    dm.setup("test")
+    assert dm.test_set.on_bad_image == "skip"
+    for k in range(len(dm.test_set)):
+        dm.test_set[k]
+    with caplog.at_level("WARNING"):
+        dm.teardown("test")
+    assert "1 unreadable test image(s) were skipped" in caplog.text

@@ -27,7 +27,8 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from internet_plus.data.rhd import BAD_IMAGE_POLICIES, RHDDataset, RHDRecord, read_rhd_split, verify_rhd_split
+from internet_plus.data.bad_images import BadImagePolicy, check_bad_image_policy
+from internet_plus.data.rhd import RHDDataset, RHDRecord, read_rhd_split, verify_rhd_split
 from internet_plus.data.transforms import AugmentationConfig
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class HandPoseDataModule(L.LightningDataModule):
         seed: seeds the shuffling and the per-sample augmentation.
         limit_train_samples: use only this many training samples (quick runs).
         limit_eval_samples: use only this many validation and this many test samples (quick runs).
+        on_bad_image: an image that cannot be read during training or testing: ``"raise"`` stops with its file name,
+            ``"skip"`` replaces the sample by the next readable one and reports the count at the end of fit / test
+            (subclasses pass it to their datasets, which use :class:`~internet_plus.data.bad_images.BadImagePolicy`).
 
     Subclasses implement :meth:`_split_size` and :meth:`_make_dataset`, and name their evaluation protocol in
     :attr:`protocol`.
@@ -143,8 +147,10 @@ class HandPoseDataModule(L.LightningDataModule):
         seed: int = 0,
         limit_train_samples: int | None = None,
         limit_eval_samples: int | None = None,
+        on_bad_image: str = "raise",
     ) -> None:
         super().__init__()
+        self.on_bad_image = check_bad_image_policy(on_bad_image)
         if int(batch_size) < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         if int(input_size) < 8:
@@ -269,6 +275,19 @@ class HandPoseDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
+    def teardown(self, stage: str) -> None:
+        """With ``on_bad_image="skip"``: warn how many unreadable images each split replaced (their names were
+        logged as they were met)."""
+        for name, dataset in (("training", self.train_set), ("validation", self.val_set), ("test", self.test_set)):
+            count = dataset.bad_images if isinstance(dataset, BadImagePolicy) else 0
+            if count:
+                log.warning(
+                    "data: %d unreadable %s image(s) were skipped and replaced (data.on_bad_image=skip); "
+                    "run with data.verify=true to list every bad file",
+                    count,
+                    name,
+                )
+
 
 class RHDDataModule(HandPoseDataModule):
     """RHD_published_v2 (``training`` → train + validation hold-out, ``evaluation`` → test).
@@ -280,9 +299,7 @@ class RHDDataModule(HandPoseDataModule):
         cache_dir: where the per-split dominant-hand scan of the masks may be cached (``None``: in memory only).
         verify: before reading a split, open every colour image and mask and range-check every annotation
             (:func:`~internet_plus.data.rhd.verify_rhd_split`); logs a summary, raises listing every problem.
-        on_bad_image: an image that cannot be read during training or testing: ``"raise"`` stops with its file name,
-            ``"skip"`` replaces the sample by the next readable one and reports the count at the end of fit / test.
-        Other arguments: :class:`HandPoseDataModule`.
+        Other arguments (``on_bad_image`` among them): :class:`HandPoseDataModule`.
     """
 
     SPLITS = {"train": "training", "test": "evaluation"}
@@ -293,13 +310,9 @@ class RHDDataModule(HandPoseDataModule):
         eval_visible_only: bool = False,
         cache_dir: str | None = None,
         verify: bool = False,
-        on_bad_image: str = "raise",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ValueError(f"data.on_bad_image={on_bad_image!r}: use one of {BAD_IMAGE_POLICIES}")
-        self.on_bad_image = on_bad_image
         self.root = str(Path(str(root)).expanduser())
         self.eval_visible_only = bool(eval_visible_only)
         self.cache_dir = cache_dir
@@ -330,19 +343,6 @@ class RHDDataModule(HandPoseDataModule):
             records=self.records(split),
             on_bad_image=self.on_bad_image,
         )
-
-    def teardown(self, stage: str) -> None:
-        """With ``on_bad_image="skip"``: warn how many unreadable images each split replaced (their names were
-        logged as they were met)."""
-        for name, dataset in (("training", self.train_set), ("validation", self.val_set), ("test", self.test_set)):
-            count = getattr(dataset, "bad_images", 0)
-            if count:
-                log.warning(
-                    "data: %d unreadable %s image(s) were skipped and replaced (data.on_bad_image=skip); "
-                    "run with data.verify=true to list every bad file",
-                    count,
-                    name,
-                )
 
 
 def default_synthetic_root(num_train: int, num_eval: int, generator_seed: int) -> str:

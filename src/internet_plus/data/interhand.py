@@ -68,6 +68,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from internet_plus.data.bad_images import BadImagePolicy
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.rhd import DatasetLayoutError, read_rgb, sample_rng
 from internet_plus.data.safe_paths import safe_join
@@ -959,7 +960,7 @@ def select_rows(index: InterHandIndex, sample_kind: str = "all") -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- Dataset
 
 
-class InterHandDataset(Dataset):
+class InterHandDataset(BadImagePolicy, Dataset):
     """InterHand2.6M samples as the sample dict of ``docs/architecture.md`` (module docstring for the rules).
 
     Args:
@@ -970,6 +971,9 @@ class InterHandDataset(Dataset):
         augment: draw InterNet's augmentation (§6.1) per sample; otherwise the identity crop.
         augmentation: an :class:`AugmentationConfig` or a mapping of its fields (default: InterNet's values).
         seed: with the epoch and the annotation id, seeds each sample's augmentation.
+        on_bad_image: ``"raise"`` (an unreadable image stops with its file name) or ``"skip"`` (the sample is replaced
+            by the next readable one, the file name is logged and :attr:`bad_images` counts it, across loader workers;
+            :class:`~internet_plus.data.bad_images.BadImagePolicy`).
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch. The
     object holds the index folder and the row numbers only, so it pickles small (for spawned workers).
@@ -984,8 +988,10 @@ class InterHandDataset(Dataset):
         augment: bool = False,
         augmentation: AugmentationConfig | Mapping[str, Any] | None = None,
         seed: int = 0,
+        on_bad_image: str = "raise",
     ) -> None:
         super().__init__()
+        self._init_bad_image_policy(on_bad_image, name="InterHand2.6M", where=f"InterHand2.6M {Path(images_dir).name}")
         self.index = index
         self.images_dir = Path(images_dir)
         rows_arr = select_rows(index) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -1002,6 +1008,9 @@ class InterHandDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def _image_path(self, index: int) -> Path:
+        return safe_join(self.images_dir, self.record(index).file_name, source="data.json")
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
@@ -1031,8 +1040,8 @@ class InterHandDataset(Dataset):
             epoch, index = self._epoch, int(item)
         if not 0 <= index < len(self.rows):
             raise IndexError(f"index {index} out of range for {len(self.rows)} samples")
+        index, image = self._read_with_policy(index, lambda i: read_rgb(self._image_path(i)))
         record = self.record(index)
-        image = read_rgb(safe_join(self.images_dir, record.file_name, source="data.json"))
         right, left = ROOTS
         return build_sample(
             image=image,
@@ -1075,7 +1084,7 @@ class InterHandDataModule(HandPoseDataModule):
         test_split: the evaluation split, ``test`` or ``val``.
         verify: check that every image named in data.json exists (else a sample of ``verify_sample``).
         verify_sample: how many images per split the quick check looks at.
-        Other arguments: :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
+        Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
     #: Scored with InterNet's InterHand2.6M metrics too (``mpjpe_*_mm``, ``mrrpe_mm``; the LightningModule reads it).
@@ -1165,4 +1174,5 @@ class InterHandDataModule(HandPoseDataModule):
             augment=augment,
             augmentation=self.augmentation,
             seed=self.seed,
+            on_bad_image=self.on_bad_image,
         )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from internet_plus.data import rhd_format
+from internet_plus.data.bad_images import BAD_IMAGE_MAX_TRIES, BAD_IMAGE_POLICIES, BadImagePolicy
 from internet_plus.data.safe_pickle import load_restricted_pickle
 from internet_plus.data.transforms import (
     AugmentationConfig,
@@ -59,6 +59,7 @@ __all__ = [
     "RHD_DOWNLOAD_PAGE",
     "RHD_LAYOUT",
     "RHD_SPLITS",
+    "BAD_IMAGE_MAX_TRIES",
     "BAD_IMAGE_POLICIES",
     "DatasetLayoutError",
     "RHDDataset",
@@ -617,14 +618,7 @@ def read_rgb(path: str | PathLike[str]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-#: ``data.on_bad_image``: ``raise`` stops at an unreadable image with its file name; ``skip`` replaces the sample by
-#: the next readable one, logs the file name and counts it (:attr:`RHDDataset.bad_images`).
-BAD_IMAGE_POLICIES = ("raise", "skip")
-#: With ``skip``, how many following samples are tried before giving up.
-BAD_IMAGE_MAX_TRIES = 100
-
-
-class RHDDataset(Dataset):
+class RHDDataset(BadImagePolicy, Dataset):
     """RHD samples as the sample dict of ``docs/architecture.md`` (InterNet's RHD protocol, §6.3; module docstring).
 
     Args:
@@ -660,12 +654,7 @@ class RHDDataset(Dataset):
         on_bad_image: str = "raise",
     ) -> None:
         super().__init__()
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ValueError(f"data.on_bad_image={on_bad_image!r}: use one of {BAD_IMAGE_POLICIES}")
-        self.on_bad_image = on_bad_image
-        # A shared counter, so that the skips of DataLoader worker processes are counted in the main process too.
-        self._bad_counter: Any = multiprocessing.Value("q", 0) if on_bad_image == "skip" else None
-        self._bad_local = 0
+        self._init_bad_image_policy(on_bad_image, name="RHD", where=f"RHD {split}")
         self.root = Path(root).expanduser()
         self.split = split
         self.input_size = int(input_size)
@@ -688,39 +677,12 @@ class RHDDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    @property
-    def bad_images(self) -> int:
-        """How many unreadable images were skipped so far (``on_bad_image="skip"``), in every loader worker."""
-        return int(self._bad_counter.value) if self._bad_counter is not None else self._bad_local
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        # The shared counter travels only to processes being started (DataLoader workers); a plain pickle counts alone.
-        if state.get("_bad_counter") is not None and multiprocessing.context.get_spawning_popen() is None:
-            state["_bad_counter"] = None
-        return state
+    def _image_path(self, index: int) -> str:
+        return self.records[index].image_path
 
     def _read_image(self, index: int) -> tuple[int, np.ndarray]:
         """``(index, image)``, or with ``skip`` the first readable sample from ``index`` on (counting the skips)."""
-        tries = 1 if self.on_bad_image == "raise" else min(len(self.records), BAD_IMAGE_MAX_TRIES)
-        for k in range(tries):
-            i = (index + k) % len(self.records)
-            try:
-                return i, read_rgb(self.records[i].image_path)
-            except FileNotFoundError as err:
-                if self.on_bad_image == "raise":
-                    raise DatasetLayoutError(
-                        f"{err} (data.on_bad_image=raise; use skip to replace such samples)"
-                    ) from err
-                log.warning("RHD: skipping unreadable image %s (data.on_bad_image=skip)", self.records[i].image_path)
-                if self._bad_counter is not None:
-                    with self._bad_counter.get_lock():
-                        self._bad_counter.value += 1
-                else:
-                    self._bad_local += 1
-        raise DatasetLayoutError(
-            f"RHD {self.split}: {tries} consecutive unreadable images from {self.records[index].image_path} on"
-        )
+        return self._read_with_policy(index, lambda i: read_rgb(self.records[i].image_path))
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from internet_plus.data.bad_images import BadImagePolicy
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.rhd import DatasetLayoutError, VerifyItem, VerifyReport, read_rgb, sample_rng, verify_samples
 from internet_plus.data.transforms import (
@@ -504,7 +505,7 @@ def verify_stb_records(records: Sequence[STBRecord], dataset: str = "STB") -> Ve
 # ---------------------------------------------------------------------------------------------- Dataset
 
 
-class STBDataset(Dataset):
+class STBDataset(BadImagePolicy, Dataset):
     """STB frames as the sample dict of ``docs/architecture.md`` (InterNet's STB protocol; module docstring).
 
     Args:
@@ -519,6 +520,9 @@ class STBDataset(Dataset):
         wrist_rule, wrist_factor: the palm → wrist rule (:func:`palm_to_wrist`).
         sequences: read these sequences instead of the split's.
         records: the split's records if already read (:func:`read_stb_split`), so that several subsets share them.
+        on_bad_image: ``"raise"`` (an unreadable image stops with its file name) or ``"skip"`` (the sample is replaced
+            by the next readable one, the file name is logged and :attr:`bad_images` counts it, across loader workers;
+            :class:`~internet_plus.data.bad_images.BadImagePolicy`).
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch.
     """
@@ -537,8 +541,10 @@ class STBDataset(Dataset):
         wrist_factor: float | None = None,
         sequences: Sequence[str] | None = None,
         records: Sequence[STBRecord] | None = None,
+        on_bad_image: str = "raise",
     ) -> None:
         super().__init__()
+        self._init_bad_image_policy(on_bad_image, name="STB", where=f"STB {split}")
         self.root = Path(root).expanduser()
         self.split = split
         self.camera = _camera(camera).name
@@ -570,6 +576,9 @@ class STBDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def _image_path(self, index: int) -> str:
+        return self.records[index].image_path
+
     def set_epoch(self, epoch: int) -> None:
         """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
         self._epoch = int(epoch)
@@ -593,9 +602,9 @@ class STBDataset(Dataset):
             epoch, index = self._epoch, int(item)
         if not 0 <= index < len(self.records):
             raise IndexError(f"index {index} out of range for {len(self.records)} samples")
+        index, image = self._read_with_policy(index, lambda i: read_rgb(self.records[i].image_path))
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
-        image = read_rgb(record.image_path)
 
         block = hand_slice(LEFT)  # STB shows one left hand
         joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
@@ -646,7 +655,7 @@ class STBDataModule(HandPoseDataModule):
         train_sequences, test_sequences: replace the standard split's sequences (``None``: B2-B6 / B1).
         verify: after reading a split, open every image and range-check every frame's annotation
             (:func:`verify_stb_records`); logs a summary, raises listing every problem.
-        Other arguments: :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
+        Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
     def __init__(
@@ -705,4 +714,5 @@ class STBDataModule(HandPoseDataModule):
             seed=self.seed,
             indices=[int(p) for p in positions],
             records=self.records(split),
+            on_bad_image=self.on_bad_image,
         )

@@ -47,14 +47,21 @@ def prepare_wandb_environment() -> str:
     return "online"
 
 
-def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
-    """Instantiate every ``_target_`` node of the ``logger`` group (``logger=none`` gives an empty list)."""
+def instantiate_loggers(cfg: DictConfig | None, task_name: str = "train") -> list[Logger]:
+    """Instantiate every ``_target_`` node of the ``logger`` group (``logger=none`` gives an empty list).
+
+    A W&B node gets its mode settled first (:func:`prepare_wandb_environment`) and its ``group: null`` and
+    ``log_model: auto`` filled in from ``task_name``, the sweep and that mode
+    (:func:`internet_plus.wandb_dashboard.resolve_wandb_node`).
+    """
     loggers: list[Logger] = []
     for name, node in (cfg or {}).items():
         if node is None or "_target_" not in node:
             continue
         if "Wandb" in node["_target_"]:
-            prepare_wandb_environment()
+            from internet_plus.wandb_dashboard import resolve_wandb_node
+
+            node = resolve_wandb_node(node, task_name, prepare_wandb_environment())
         log.info("logger %s: %s", name, node["_target_"])
         loggers.append(hydra.utils.instantiate(node, _convert_="all"))
     return loggers
@@ -113,14 +120,19 @@ def format_metrics_table(results: Mapping[str, Any]) -> str:
 
 @contextmanager
 def finish_wandb() -> Iterator[None]:
-    """Close the W&B run at the end of a job, so the next job of a multirun gets a run of its own."""
+    """Close the W&B run at the end of a job, so the next job of a multirun gets a run of its own.
+
+    A job that raises is finished with exit code 1, so W&B marks its run as failed rather than finished.
+    """
+    exit_code = 1
     try:
         yield
+        exit_code = 0
     finally:
         try:
             import wandb
 
             if wandb.run is not None:
-                wandb.finish()
+                wandb.finish(exit_code=exit_code)
         except ImportError:  # pragma: no cover - wandb is a dependency, but never fail a run over it
             pass

@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     with finish_wandb():
-        loggers = instantiate_loggers(cfg.get("logger"))
+        loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "eval"))
         trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
         trainer.test(model, datamodule=datamodule)
         results = dict(model.test_results)

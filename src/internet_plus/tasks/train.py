@@ -30,6 +30,7 @@ from internet_plus.tasks.common import (
     write_metrics_json,
 )
 from internet_plus.tasks.resume import resolve_resume
+from internet_plus.wandb_dashboard import dashboard_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +48,39 @@ def device_count(devices: object) -> int:
     return 2 if devices == -1 else int(devices)
 
 
+#: The Hydra launcher that runs each job of a multirun in a SLURM allocation of its own (``hydra/launcher=slurm``).
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+
+
 def check_launch_mode(cfg: DictConfig) -> None:
-    """Refuse a local Hydra multirun whose jobs use more than one device: Lightning's DDP re-launches ``sys.argv``."""
+    """Refuse a local Hydra multirun whose jobs use more than one device: Lightning's DDP re-launches ``sys.argv``.
+
+    Under the SLURM launcher (``hydra/launcher=slurm``) each job is an allocation with one SLURM task per device, and
+    Lightning takes its ranks from SLURM instead of re-launching; there the task count must match the devices.
+    """
     try:
         hydra_cfg = HydraConfig.get()
     except ValueError:  # not running under Hydra (e.g. called from a notebook)
         return
     devices = cfg.trainer.get("devices", 1)
-    launcher = str(hydra_cfg.launcher.get("_target_", ""))
-    if hydra_cfg.mode == RunMode.MULTIRUN and device_count(devices) > 1 and "submitit" not in launcher:
+    if hydra_cfg.mode != RunMode.MULTIRUN or device_count(devices) <= 1:
+        return
+    launcher = hydra_cfg.launcher
+    if str(launcher.get("_target_", "")) != SLURM_LAUNCHER:
         raise MultirunWithDDPError(
             f"a local Hydra multirun (-m) cannot run jobs on {devices} devices: Lightning's DDP re-launches the "
             "command line in each rank, which would start the sweep again in every rank. Instead: sweep with one "
             "device per job (trainer=gpu or trainer=cpu), or run each multi-device configuration as its own "
             "command (a shell loop over `python train.py trainer=ddp ...`), or use the SLURM launcher "
             "(hydra/launcher=slurm), which runs one job per allocation with DDP inside it."
+        )
+    tasks = int(launcher.get("tasks_per_node", 1)) * int(launcher.get("nodes", 1))
+    wanted = device_count(devices) * int(cfg.trainer.get("num_nodes", 1))
+    if tasks != wanted:
+        raise MultirunWithDDPError(
+            f"hydra/launcher=slurm starts {tasks} SLURM task(s) per job but the trainer asks for {wanted} devices: "
+            "Lightning needs one task per device (hydra.launcher.tasks_per_node=trainer.devices, "
+            "hydra.launcher.nodes=trainer.num_nodes), otherwise it re-launches submitit's command line and fails."
         )
 
 
@@ -83,8 +102,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("model summary\n%s", model_summary(model, cfg.data.input_size))
 
     with finish_wandb():
-        loggers = instantiate_loggers(cfg.get("logger"))
-        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "train"))
+        callbacks = instantiate_callbacks(cfg.get("callbacks")) + dashboard_callbacks(loggers)
         if not loggers:  # nothing to send learning rates to (logger=none)
             callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
         trainer: L.Trainer = hydra.utils.instantiate(
