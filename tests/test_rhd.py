@@ -733,3 +733,19 @@ def test_verify_passes_on_clean_trees_and_logs_the_summary(
     with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
         dm.setup("test")
     assert "verified 4 samples" in caplog.text and "no problems" in caplog.text
+
+
+def test_read_rgb_refuses_a_jpeg_cut_short(tmp_path: Path) -> None:
+    """OpenCV decodes a truncated JPEG with a grey tail and only a warning: the reader must refuse it by name."""
+    from internet_plus.data.rhd import read_rgb
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    whole = tmp_path / "whole.jpg"
+    cv2.imwrite(str(whole), image)
+    assert read_rgb(whole).shape == (64, 80, 3)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(FileNotFoundError, match=r"cut\.jpg: truncated JPEG"):
+        read_rgb(cut)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_rgb(tmp_path / "missing.png")

@@ -610,9 +610,25 @@ def sample_rng(seed: int, epoch: int, key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, int(epoch), int(key)]))
 
 
+#: JPEG's start-of-image and end-of-image markers.
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+
+
 def read_rgb(path: str | PathLike[str]) -> np.ndarray:
-    """An image file as H×W×3 RGB uint8 (InterNet's ``load_img``: cv2, BGR → RGB; §6.1)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """An image file as H×W×3 RGB uint8 (InterNet's ``load_img``: cv2, BGR → RGB; §6.1).
+
+    Raises:
+        FileNotFoundError: the file is missing, cannot be decoded, or is a JPEG cut short (no end-of-image marker:
+            OpenCV would otherwise decode it with the missing part grey and only a warning on stderr).
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as err:
+        raise FileNotFoundError(f"{path}: cannot read this image ({err.strerror or err})") from err
+    raw = data.tobytes()
+    if raw[:2] == _JPEG_SOI and _JPEG_EOI not in raw[-64:]:
+        raise FileNotFoundError(f"{path}: truncated JPEG (no end-of-image marker); the file is incomplete")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise FileNotFoundError(f"{path}: cannot read this image (missing, unreadable or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
