@@ -19,9 +19,10 @@ from omegaconf import DictConfig  # noqa: E402
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Fit, then test the best checkpoint; returns the test EPE (for Hydra sweepers)."""
+    from internet_plus.tasks.sweep import run_job
     from internet_plus.tasks.train import run
 
-    results = run(cfg)
+    results = run_job(run, cfg)  # in a multirun, a failing job is recorded and the sweep goes on
     return results.get("test/epe_mm")
 
 

@@ -136,6 +136,30 @@ def test_multirun_with_multiple_devices_is_refused(synthetic_root: Path, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_failing_sweep_job_is_reported_and_does_not_hide_the_others(synthetic_root: Path, tmp_path: Path) -> None:
+    """Job 0 (input 72: not a multiple of 32) fails at model construction; job 1 still trains and writes metrics."""
+    sweep = tmp_path / "sweep"
+    args = [
+        str(ROOT / "train.py"),
+        "-m",
+        *tiny_train_overrides(synthetic_root, tmp_path, "debug=fdr"),
+        "data.input_size=72,64",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    proc = _run_cli(args, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert len(summary["finished"]) == 1 and len(summary["failed"]) == 1 and not summary["incomplete"]
+    failed, finished = summary["failed"][0], summary["finished"][0]
+    assert "data.input_size=72" in failed["overrides"] and "data.input_size=64" in finished["overrides"]
+    failed_dir, finished_dir = sweep / failed["job"], sweep / finished["job"]
+    failure = json.loads((failed_dir / "failed.json").read_text())
+    assert failure["error"] == "InstantiationException" and "multiple of 32" in failure["message"]
+    assert set(_read_metrics(finished_dir)) >= METRIC_KEYS
+    assert "1 of 2 jobs finished" in proc.stdout and "FAILED" in proc.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backbone", ["internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50"]
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ def test_offline_wandb_run_logs_the_dashboard(
     record_file = next(offline[0].glob("run-*.wandb")).read_bytes()
     assert b"val/pck_curve_table" in record_file and b"val/predictions" in record_file
     assert list((offline[0] / "files" / "media" / "images" / "val").glob("predictions_*.png"))
+    table_file = next((offline[0] / "files" / "media" / "table" / "val").glob("pck_curve_table_*.table.json"))
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["threshold_mm", "pck"] and len(table["data"]) == 31
 
 
 def test_wandb_group_and_artifacts_follow_the_sweep_and_mode(tmp_path: Path) -> None:
@@ -144,6 +148,7 @@ def test_wandb_group_and_artifacts_follow_the_sweep_and_mode(tmp_path: Path) -> 
 
 
 def test_slurm_launcher_composes_and_runs_ddp_jobs(tmp_path: Path) -> None:
+    from hydra.types import RunMode
     from hydra.utils import get_class
 
     cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp", "experiment=ablation"], tmp_path)
@@ -153,11 +158,12 @@ def test_slurm_launcher_composes_and_runs_ddp_jobs(tmp_path: Path) -> None:
     assert launcher.nodes == 1
     assert launcher.tasks_per_node == 2 and launcher.gpus_per_node == 2  # one SLURM task per GPU
     assert launcher.partition is None and launcher.timeout_min > 0 and launcher.cpus_per_task > 0
-    assert cfg.hydra.mode == "MULTIRUN"  # experiment=ablation is a sweep by itself
+    assert cfg.hydra.mode == RunMode.MULTIRUN  # experiment=ablation is a sweep by itself
     assert cfg.trainer.sync_batchnorm is True and cfg.trainer.precision == "16-mixed"
 
     check_launch_mode(_as_multirun(cfg))  # a SLURM sweep with DDP inside each job: accepted
 
+    OmegaConf.set_readonly(cfg.hydra, False)
     with open_dict(cfg):
         cfg.hydra.launcher.tasks_per_node = 1  # Lightning would re-launch submitit's command line
     with pytest.raises(MultirunWithDDPError, match="one task per device"):

@@ -4,11 +4,15 @@
   (``os.replace``), so a crash or a full disk while saving leaves the previous checkpoint intact.
 - :class:`SigtermCheckpoint`: on SIGTERM Lightning stops after the current batch and raises ``SIGTERMException``
   (it saves nothing by itself outside SLURM auto-requeue); this callback then saves ``last.ckpt`` so the run can resume.
+- :class:`ValidationHistory`: appends every validation epoch's ``val/*`` scalars to ``<run dir>/val_history.jsonl``,
+  so the convergence plot (``python -m internet_plus.tasks.collect``) works whatever the logger.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AtomicCheckpointIO", "SigtermCheckpoint"]
+__all__ = ["AtomicCheckpointIO", "SigtermCheckpoint", "ValidationHistory"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -91,3 +95,58 @@ class SigtermCheckpoint(Callback):
             log.warning(
                 "SIGTERM: saved %s at global step %d (epoch %d)", path, trainer.global_step, trainer.current_epoch
             )
+
+
+class ValidationHistory(Callback):
+    """Append each validation epoch's scalar ``val/*`` metrics to ``<dirpath>/<filename>`` (one JSON object a line).
+
+    Each line is ``{"epoch": e, "step": s, "val/epe_mm": ..., "val/auc_20_50": ..., ...}``: every scalar entry of
+    ``trainer.callback_metrics`` whose name starts with ``val/`` (NaN written as ``null``). The file is opened in
+    append mode, so a run that is resumed into the same folder continues its history. Only global rank 0 writes,
+    and the sanity-check validation before training is skipped.
+
+    It hooks ``on_validation_end``, which Lightning calls after the LightningModule's ``on_validation_epoch_end`` has
+    logged the epoch's metrics (a callback's ``on_validation_epoch_end`` would run before them).
+
+    Args:
+        dirpath: the run directory.
+        filename: the file name inside it (``val_history.jsonl``).
+    """
+
+    def __init__(self, dirpath: str, filename: str = "val_history.jsonl") -> None:
+        self.dirpath = str(dirpath)
+        self.filename = str(filename)
+
+    @property
+    def path(self) -> Path:
+        """The history file."""
+        return Path(self.dirpath) / self.filename
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        record: dict[str, Any] = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step)}
+        for name, value in sorted(trainer.callback_metrics.items()):
+            if not name.startswith("val/"):
+                continue
+            scalar = _scalar(value)
+            if scalar is not _NOT_SCALAR:
+                record[name] = scalar
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+_NOT_SCALAR = object()
+
+
+def _scalar(value: Any) -> Any:
+    """A number (``None`` for NaN) from a Python number or a one-element tensor; ``_NOT_SCALAR`` otherwise."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            return _NOT_SCALAR
+        value = value.detach().cpu().item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _NOT_SCALAR
+    value = float(value)
+    return None if math.isnan(value) else value

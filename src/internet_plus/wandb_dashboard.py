@@ -193,11 +193,12 @@ class WandbDashboard(L.Callback):
 
         Lightning calls the callbacks' ``on_validation_epoch_end`` before the LightningModule's, which computes and
         resets the metrics: the curve is read here from ``pl_module.val_pose`` (on every rank, as computing it
-        synchronises the ranks; torchmetrics caches the result, so the module's own ``compute`` reuses it).
+        synchronises the ranks, so no rank may skip it; torchmetrics caches the result, so the module's own
+        ``compute`` reuses it).
         """
         logger = self._wandb_logger(trainer)
         metric = getattr(pl_module, "val_pose", None)
-        if logger is None or trainer.sanity_checking or metric is None or metric.update_count == 0:
+        if logger is None or trainer.sanity_checking or metric is None:
             self._images = []
             return
         curve = [float(v) for v in metric.compute()["pck_curve"]]
