@@ -86,8 +86,14 @@ def test_every_optimizer_builds(optimizer: str, tmp_path: Path) -> None:
     opt = conf["optimizer"]
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
     sched = conf["lr_scheduler"]["scheduler"]
-    expected = {"adamw_cosine": "CosineAnnealingWarmRestarts", "adam_step": "MultiStepLR"}[optimizer]
-    assert type(sched).__name__ == expected
+    expected = {
+        "adamw_cosine": ("CosineAnnealingWarmRestarts", None),
+        "adam_step": ("MultiStepLR", {45: 1, 47: 1}),  # InterNet, RHD/STB: ×0.1 at 45 and 47 of 50 epochs
+        "adam_step_interhand": ("MultiStepLR", {15: 1, 17: 1}),  # InterNet, InterHand2.6M: 15 and 17 of 20
+    }[optimizer]
+    assert type(sched).__name__ == expected[0]
+    if expected[1] is not None:
+        assert dict(sched.milestones) == expected[1]
 
 
 def test_paper_scheduler_is_cosine_with_warm_restarts(tmp_path: Path) -> None:
