@@ -658,3 +658,50 @@ def test_truncated_image_raises_with_its_name_or_is_skipped_and_counted(
     with caplog.at_level("WARNING"):
         dm.teardown("test")
     assert "1 unreadable test image(s) were skipped" in caplog.text
+
+
+def _interhand_ddp_worker(rank: int, world: int, port: int, out_dir: str, shards: list) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        metric = InterHandMetrics()
+        for batch in shards[rank]:
+            metric.update(*batch)
+        torch.save(metric.compute(), Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_interhand_metrics_under_ddp_equal_one_process(tmp_path: Path) -> None:
+    """Two gloo processes with uneven shards (single, interacting and invalid samples) give the one-process values."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    rng = np.random.default_rng(3)
+    n = 12
+    gt = rng.normal(0, 50, (n, 42, 3)) + np.array([0, 0, 600.0])
+    pred = gt + rng.normal(0, 8, (n, 42, 3))
+    hand_type = np.array([[1, 0], [0, 1], [1, 1]] * 4, dtype=np.float64)  # single right, single left, interacting
+    valid = np.zeros((n, 42))
+    valid[:, :21] = hand_type[:, :1]
+    valid[:, 21:] = hand_type[:, 1:]
+    valid[rng.random((n, 42)) < 0.1] = 0.0  # some joints (and so some wrists: MRRPE skips them) not annotated
+    prob, type_valid = rng.random((n, 2)), (rng.random(n) > 0.2) * 1.0
+    arrays = (pred, gt, valid, hand_type, prob, type_valid)
+
+    def batch(idx: slice) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(np.ascontiguousarray(a[idx])) for a in arrays)
+
+    shards = [[batch(slice(0, 3)), batch(slice(3, 5))], [batch(slice(5, 12))]]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_interhand_ddp_worker, args=(2, port, str(tmp_path), shards), nprocs=2, join=True)
+    ref = interhand_metrics_np(*arrays)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        for name, value in ref.items():
+            assert got[name].item() == pytest.approx(value, rel=1e-6), (rank, name)  # float32 distances
