@@ -36,6 +36,10 @@ summary: install ## Print InterNet+'s Table 1 with output shapes and parameters 
 preview: install ## Write a grid of augmented training samples with their skeletons (DATASET=synthetic, ARGS="num=32 seed=1")
 	$(BIN)/python -m internet_plus.data.preview dataset=$(or $(DATASET),synthetic) $(ARGS)
 
+results: install ## Collect runs into results.md/.csv + PCK and convergence plots (RUNS="<run or sweep dir> ...", OUT=<dir>, TABLE=2|5|6|7|all)
+	@test -n "$(RUNS)" || { echo 'usage: make results RUNS=logs/ablation/multiruns/<date> [OUT=<folder>] [TABLE=2|5|6|7|all]'; exit 2; }
+	$(BIN)/python -m internet_plus.tasks.collect $(RUNS) $(if $(OUT),--out $(OUT)) --paper-table $(or $(TABLE),all)
+
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -51,4 +55,4 @@ clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
 
-.PHONY: help install test test-fast train summary preview lint format clean clean-venv
+.PHONY: help install test test-fast train summary preview results lint format clean clean-venv
