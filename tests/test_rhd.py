@@ -451,6 +451,19 @@ def test_datamodule_loaders_and_batches(rhd_tree: tuple[Path, dict[int, dict]]) 
     assert set(other.val_set.sample_ids) == val_ids
 
 
+def test_eval_set_smaller_than_the_process_count_is_a_clear_error(rhd_tree: tuple[Path, dict[int, dict]]) -> None:
+    """Under DDP every process needs one evaluation sample; fewer samples than processes would hang."""
+    root, _ = rhd_tree
+    dm = _datamodule(root, batch_size=4, limit_eval_samples=1)
+    dm.trainer = SimpleNamespace(world_size=2, global_rank=1)  # what Lightning sets on a DDP rank
+    dm.setup("fit")
+    with pytest.raises(ValueError, match=r"validation set has 1 sample\(s\) for 2 processes"):
+        dm.val_dataloader()
+    dm.setup("test")
+    with pytest.raises(ValueError, match=r"test set has 1 sample\(s\) for 2 processes"):
+        dm.test_dataloader()
+
+
 def test_datamodule_batches_do_not_depend_on_workers(rhd_tree: tuple[Path, dict[int, dict]]) -> None:
     root, _ = rhd_tree
     runs = []

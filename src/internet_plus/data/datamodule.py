@@ -247,9 +247,15 @@ class HandPoseDataModule(L.LightningDataModule):
             **self._loader_kwargs(),
         )
 
-    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+    def _eval_loader(self, dataset: Dataset, name: str) -> DataLoader:
         sampler = None
         if self._world_size > 1:  # Lightning's default DistributedSampler would pad with repeated samples
+            if 0 < len(dataset) < self._world_size:  # type: ignore[arg-type]
+                raise ValueError(
+                    f"the {name} set has {len(dataset)} sample(s) for {self._world_size} processes: every process "  # type: ignore[arg-type]
+                    f"needs at least one (DDP would hang otherwise). Use more samples (data.limit_eval_samples, "
+                    f"data.val_fraction) or fewer devices."
+                )
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=self._world_size, rank=self._rank, shuffle=False
             )
@@ -267,10 +273,10 @@ class HandPoseDataModule(L.LightningDataModule):
             if self.train_set is None:
                 raise RuntimeError("the validation set is not built: call setup('fit') first")
             return []  # val_fraction=0: no validation
-        return self._eval_loader(self.val_set)
+        return self._eval_loader(self.val_set, "validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self._require(self.test_set, "test", "test"))
+        return self._eval_loader(self._require(self.test_set, "test", "test"), "test")
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
