@@ -40,6 +40,14 @@ results: install ## Collect runs into results.md/.csv + PCK and convergence plot
 	@test -n "$(RUNS)" || { echo 'usage: make results RUNS=logs/ablation/multiruns/<date> [OUT=<folder>] [TABLE=2|5|6|7|all]'; exit 2; }
 	$(BIN)/python -m internet_plus.tasks.collect $(RUNS) $(if $(OUT),--out $(OUT)) --paper-table $(or $(TABLE),all)
 
+predict: install ## Predict on an image, folder or video (CKPT=<checkpoint> INPUT=<path>, ARGS="boxes=<json> out=<dir>")
+	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make predict CKPT=<checkpoint> INPUT=<image|folder|video> [ARGS=...]"; exit 2; }
+	$(BIN)/python predict.py ckpt_path=$(CKPT) input=$(INPUT) $(ARGS)
+
+export-onnx: install ## Export a checkpoint to ONNX with its decoding, checked with onnxruntime (CKPT=<checkpoint>, OUT=model.onnx)
+	@test -n "$(CKPT)" || { echo "usage: make export-onnx CKPT=<checkpoint> [OUT=model.onnx]"; exit 2; }
+	$(BIN)/python -m internet_plus.export ckpt_path=$(CKPT) out=$(or $(OUT),model.onnx)
+
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,4 +63,4 @@ clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
 
-.PHONY: help install test test-fast train summary preview results lint format clean clean-venv
+.PHONY: help install test test-fast train summary preview results predict export-onnx lint format clean clean-venv
