@@ -66,18 +66,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from internet_plus.data.bad_images import BadImagePolicy
+from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
-from internet_plus.data.rhd import DatasetLayoutError, read_rgb, sample_rng
+from internet_plus.data.rhd import DatasetLayoutError
 from internet_plus.data.safe_paths import safe_join
 from internet_plus.data.transforms import (
     AugmentationConfig,
-    AugParams,
     build_sample,
     process_bbox,
-    sample_augmentation,
 )
 from internet_plus.joints import JOINTS_PER_HAND, NUM_JOINTS, ROOTS
 
@@ -960,7 +957,7 @@ def select_rows(index: InterHandIndex, sample_kind: str = "all") -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- Dataset
 
 
-class InterHandDataset(BadImagePolicy, Dataset):
+class InterHandDataset(HandPoseDataset):
     """InterHand2.6M samples as the sample dict of ``docs/architecture.md`` (module docstring for the rules).
 
     Args:
@@ -998,23 +995,13 @@ class InterHandDataset(BadImagePolicy, Dataset):
         if len(rows_arr) and (rows_arr.min() < 0 or rows_arr.max() >= len(index)):
             raise IndexError(f"rows outside the {len(index)} annotations of the index {index.directory}")
         self.rows = rows_arr
-        self.input_size = int(input_size)
-        self.augment = bool(augment)
-        self.augmentation = (
-            augmentation if isinstance(augmentation, AugmentationConfig) else AugmentationConfig.from_dict(augmentation)
-        )
-        self.seed = int(seed)
-        self._epoch = 0
+        self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def _image_path(self, index: int) -> Path:
         return safe_join(self.images_dir, self.record(index).file_name, source="data.json")
-
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
-        self._epoch = int(epoch)
 
     @property
     def annot_ids(self) -> np.ndarray:
@@ -1025,22 +1012,10 @@ class InterHandDataset(BadImagePolicy, Dataset):
         """The annotation of sample ``index``."""
         return self.index.record(int(self.rows[index]))
 
-    def augmentation_params(self, index: int, epoch: int | None = None) -> AugParams:
-        """The augmentation sample ``index`` gets at ``epoch`` (identity when ``augment`` is off)."""
-        if not self.augment:
-            return AugParams.identity()
-        epoch = self._epoch if epoch is None else epoch
-        annot_id = int(self.index.array("annot_id")[int(self.rows[index])])
-        return sample_augmentation(sample_rng(self.seed, epoch, annot_id), self.augmentation)
+    def _augmentation_key(self, index: int) -> int:
+        return int(self.index.array("annot_id")[int(self.rows[index])])
 
-    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        if isinstance(item, tuple):
-            epoch, index = int(item[0]), int(item[1])
-        else:
-            epoch, index = self._epoch, int(item)
-        if not 0 <= index < len(self.rows):
-            raise IndexError(f"index {index} out of range for {len(self.rows)} samples")
-        index, image = self._read_with_policy(index, lambda i: read_rgb(self._image_path(i)))
+    def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
         record = self.record(index)
         right, left = ROOTS
         return build_sample(

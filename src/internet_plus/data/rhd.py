@@ -38,18 +38,16 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from internet_plus.data import rhd_format
-from internet_plus.data.bad_images import BAD_IMAGE_MAX_TRIES, BAD_IMAGE_POLICIES, BadImagePolicy
+from internet_plus.data.bad_images import BAD_IMAGE_MAX_TRIES, BAD_IMAGE_POLICIES
+from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.safe_pickle import load_restricted_pickle
 from internet_plus.data.transforms import (
     AugmentationConfig,
-    AugParams,
     bbox_from_joints,
     build_sample,
     process_bbox,
-    sample_augmentation,
 )
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
@@ -634,7 +632,7 @@ def read_rgb(path: str | PathLike[str]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-class RHDDataset(BadImagePolicy, Dataset):
+class RHDDataset(HandPoseDataset):
     """RHD samples as the sample dict of ``docs/architecture.md`` (InterNet's RHD protocol, §6.3; module docstring).
 
     Args:
@@ -673,58 +671,20 @@ class RHDDataset(BadImagePolicy, Dataset):
         self._init_bad_image_policy(on_bad_image, name="RHD", where=f"RHD {split}")
         self.root = Path(root).expanduser()
         self.split = split
-        self.input_size = int(input_size)
-        self.augment = bool(augment)
-        self.augmentation = (
-            augmentation if isinstance(augmentation, AugmentationConfig) else AugmentationConfig.from_dict(augmentation)
-        )
-        self.seed = int(seed)
+        self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
         self.eval_visible_only = bool(eval_visible_only)
         all_records = list(records) if records is not None else read_rhd_split(self.root, split, cache_dir=cache_dir)
-        if indices is None:
-            self.records: list[RHDRecord] = all_records
-        else:
-            bad = [i for i in indices if not 0 <= int(i) < len(all_records)]
-            if bad:
-                raise IndexError(f"indices {bad[:5]} are outside the {len(all_records)} samples of RHD {split}")
-            self.records = [all_records[int(i)] for i in indices]
-        self._epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def _image_path(self, index: int) -> str:
-        return self.records[index].image_path
-
-    def _read_image(self, index: int) -> tuple[int, np.ndarray]:
-        """``(index, image)``, or with ``skip`` the first readable sample from ``index`` on (counting the skips)."""
-        return self._read_with_policy(index, lambda i: read_rgb(self.records[i].image_path))
-
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
-        self._epoch = int(epoch)
+        self.records: list[RHDRecord] = self._select_records(all_records, indices, f"samples of RHD {split}")
 
     @property
     def sample_ids(self) -> list[int]:
         """RHD's ids of this dataset's samples, in order."""
         return [r.sample_id for r in self.records]
 
-    def augmentation_params(self, index: int, epoch: int | None = None) -> AugParams:
-        """The augmentation sample ``index`` gets at ``epoch`` (identity when ``augment`` is off)."""
-        if not self.augment:
-            return AugParams.identity()
-        epoch = self._epoch if epoch is None else epoch
-        record = self.records[index]
-        return sample_augmentation(sample_rng(self.seed, epoch, record.sample_id), self.augmentation)
+    def _augmentation_key(self, index: int) -> int:
+        return self.records[index].sample_id
 
-    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        if isinstance(item, tuple):
-            epoch, index = int(item[0]), int(item[1])
-        else:
-            epoch, index = self._epoch, int(item)
-        if not 0 <= index < len(self.records):
-            raise IndexError(f"index {index} out of range for {len(self.records)} samples")
-        index, image = self._read_image(index)
+    def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
 

@@ -50,18 +50,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from internet_plus.data.bad_images import BadImagePolicy
+from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
-from internet_plus.data.rhd import DatasetLayoutError, VerifyItem, VerifyReport, read_rgb, sample_rng, verify_samples
+from internet_plus.data.rhd import DatasetLayoutError, VerifyItem, VerifyReport, verify_samples
 from internet_plus.data.transforms import (
     AugmentationConfig,
-    AugParams,
     bbox_from_joints,
     build_sample,
     process_bbox,
-    sample_augmentation,
 )
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, hand_slice
 
@@ -505,7 +502,7 @@ def verify_stb_records(records: Sequence[STBRecord], dataset: str = "STB") -> Ve
 # ---------------------------------------------------------------------------------------------- Dataset
 
 
-class STBDataset(BadImagePolicy, Dataset):
+class STBDataset(HandPoseDataset):
     """STB frames as the sample dict of ``docs/architecture.md`` (InterNet's STB protocol; module docstring).
 
     Args:
@@ -548,12 +545,7 @@ class STBDataset(BadImagePolicy, Dataset):
         self.root = Path(root).expanduser()
         self.split = split
         self.camera = _camera(camera).name
-        self.input_size = int(input_size)
-        self.augment = bool(augment)
-        self.augmentation = (
-            augmentation if isinstance(augmentation, AugmentationConfig) else AugmentationConfig.from_dict(augmentation)
-        )
-        self.seed = int(seed)
+        self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
         if records is None:
             records = read_stb_split(
                 self.root,
@@ -563,46 +555,17 @@ class STBDataset(BadImagePolicy, Dataset):
                 wrist_factor=wrist_factor,
                 sequences=sequences,
             )
-        all_records = list(records)
-        if indices is None:
-            self.records: list[STBRecord] = all_records
-        else:
-            bad = [i for i in indices if not 0 <= int(i) < len(all_records)]
-            if bad:
-                raise IndexError(f"indices {bad[:5]} are outside the {len(all_records)} frames of STB {split}")
-            self.records = [all_records[int(i)] for i in indices]
-        self._epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def _image_path(self, index: int) -> str:
-        return self.records[index].image_path
-
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
-        self._epoch = int(epoch)
+        self.records: list[STBRecord] = self._select_records(list(records), indices, f"frames of STB {split}")
 
     @property
     def sample_ids(self) -> list[tuple[str, int]]:
         """(sequence, frame) of this dataset's samples, in order."""
         return [(r.sequence, r.frame) for r in self.records]
 
-    def augmentation_params(self, index: int, epoch: int | None = None) -> AugParams:
-        """The augmentation sample ``index`` gets at ``epoch`` (identity when ``augment`` is off)."""
-        if not self.augment:
-            return AugParams.identity()
-        epoch = self._epoch if epoch is None else epoch
-        return sample_augmentation(sample_rng(self.seed, epoch, self.records[index].key), self.augmentation)
+    def _augmentation_key(self, index: int) -> int:
+        return self.records[index].key
 
-    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        if isinstance(item, tuple):
-            epoch, index = int(item[0]), int(item[1])
-        else:
-            epoch, index = self._epoch, int(item)
-        if not 0 <= index < len(self.records):
-            raise IndexError(f"index {index} out of range for {len(self.records)} samples")
-        index, image = self._read_with_policy(index, lambda i: read_rgb(self.records[i].image_path))
+    def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
 

@@ -27,6 +27,7 @@ import torch
 from torchmetrics import Metric
 
 from internet_plus.joints import JOINTS_PER_HAND, NUM_JOINTS, ROOTS
+from internet_plus.metrics.pose import handedness_counts
 
 __all__ = [
     "InterHandHandedness",
@@ -242,9 +243,7 @@ def _handedness_increments(
         raise ValueError(
             f"expected hand_prob and hand_type B×2, got {tuple(hand_prob.shape)}, {tuple(hand_type.shape)}"
         )
-    correct = ((hand_prob.detach().to(device) > 0.5) == (hand_type.detach().to(device) > 0.5)).all(dim=-1)
-    keep = hand_type_valid.detach().to(device).reshape(-1) > 0
-    return (correct & keep).sum().to(torch.float64), keep.sum().to(torch.float64)
+    return handedness_counts(hand_prob, hand_type, hand_type_valid, device)
 
 
 def _mean_of_joint_means(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

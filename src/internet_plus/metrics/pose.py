@@ -141,6 +141,20 @@ class PoseErrorMetrics(Metric):
         }
 
 
+def handedness_counts(
+    prob: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(correct, total) of one batch for ``handedness_acc``, float64 scalars on ``device`` (no shape checks).
+
+    A sample is correct when (prob > 0.5) == (gt > 0.5) for all its labels (internet_reference §5.3); it counts only
+    where ``valid`` is nonzero. Shared by :class:`HandednessAccuracy` and
+    :class:`~internet_plus.metrics.interhand.InterHandHandedness`.
+    """
+    correct = ((prob.detach().to(device) > 0.5) == (gt.detach().to(device) > 0.5)).all(dim=-1)
+    keep = valid.detach().to(device).reshape(-1) > 0
+    return (correct & keep).sum().to(torch.float64), keep.sum().to(torch.float64)
+
+
 class HandednessAccuracy(Metric):
     """``handedness_acc``: fraction of valid samples whose two thresholded probabilities match the labels.
 
@@ -165,10 +179,9 @@ class HandednessAccuracy(Metric):
         """Add a batch: ``prob`` B×2 probabilities, ``gt`` B×2 labels, ``valid`` B."""
         if prob.shape != gt.shape or prob.dim() != 2:
             raise ValueError(f"expected prob and gt of shape B×2, got {tuple(prob.shape)} and {tuple(gt.shape)}")
-        correct = ((prob.detach() > 0.5) == (gt.detach().to(prob.device) > 0.5)).all(dim=-1)
-        keep = valid.detach().to(prob.device).reshape(-1) > 0
-        self.correct += (correct & keep).sum().to(self.correct.dtype)
-        self.total += keep.sum().to(self.total.dtype)
+        correct, total = handedness_counts(prob, gt, valid, prob.device)
+        self.correct += correct.to(self.correct.dtype)
+        self.total += total.to(self.total.dtype)
 
     def compute(self) -> torch.Tensor:
         """Accuracy in [0, 1] (float32), NaN without valid samples."""

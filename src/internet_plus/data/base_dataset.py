@@ -1,0 +1,111 @@
+"""What the torch ``Dataset`` of every real data set (RHD, STB, InterHand2.6M) shares: :class:`HandPoseDataset`.
+
+A subclass reads its records and builds one sample (:meth:`HandPoseDataset._sample`); the base class selects the records
+by position, keeps the epoch (:meth:`~HandPoseDataset.set_epoch`), draws each sample's augmentation from (seed, epoch,
+sample key) (:meth:`~HandPoseDataset.augmentation_params`), reads the image with the ``data.on_bad_image`` policy
+(:class:`~internet_plus.data.bad_images.BadImagePolicy`) and accepts ``dataset[i]`` or ``dataset[(epoch, i)]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from internet_plus.data.bad_images import BadImagePolicy
+from internet_plus.data.transforms import AugmentationConfig, AugParams, sample_augmentation
+
+__all__ = ["HandPoseDataset"]
+
+_R = TypeVar("_R")
+
+
+class HandPoseDataset(BadImagePolicy, Dataset):
+    """Base of the hand-pose datasets: records by position, epoch, per-sample augmentation, bad-image policy.
+
+    A subclass calls :meth:`_init_bad_image_policy` and :meth:`_init_sampling` in ``__init__``, sets ``records``
+    (e.g. with :meth:`_select_records`) or overrides ``__len__`` / :meth:`_image_path`, and implements
+    :meth:`_augmentation_key` (the key seeding a sample's augmentation) and :meth:`_sample` (one sample dict).
+    """
+
+    records: list[Any]
+    input_size: int
+    augment: bool
+    augmentation: AugmentationConfig
+    seed: int
+    _epoch: int
+
+    def _init_sampling(
+        self,
+        *,
+        input_size: int,
+        augment: bool,
+        augmentation: AugmentationConfig | Mapping[str, Any] | None,
+        seed: int,
+    ) -> None:
+        """The input size and the augmentation settings; the epoch starts at 0."""
+        self.input_size = int(input_size)
+        self.augment = bool(augment)
+        self.augmentation = (
+            augmentation if isinstance(augmentation, AugmentationConfig) else AugmentationConfig.from_dict(augmentation)
+        )
+        self.seed = int(seed)
+        self._epoch = 0
+
+    @staticmethod
+    def _select_records(all_records: list[_R], indices: Sequence[int] | None, what: str) -> list[_R]:
+        """``all_records`` at ``indices`` (all if ``None``); ``IndexError`` naming ``what`` (e.g. "samples of RHD
+        training") for positions out of range."""
+        if indices is None:
+            return all_records
+        bad = [i for i in indices if not 0 <= int(i) < len(all_records)]
+        if bad:
+            raise IndexError(f"indices {bad[:5]} are outside the {len(all_records)} {what}")
+        return [all_records[int(i)] for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _image_path(self, index: int) -> str | PathLike[str]:
+        return self.records[index].image_path
+
+    def _read_image(self, index: int) -> tuple[int, np.ndarray]:
+        """``(index, image)``, or with ``skip`` the first readable sample from ``index`` on (counting the skips)."""
+        from internet_plus.data.rhd import read_rgb  # rhd imports this module
+
+        return self._read_with_policy(index, lambda i: read_rgb(self._image_path(i)))
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
+        self._epoch = int(epoch)
+
+    def _augmentation_key(self, index: int) -> int:
+        """The key of sample ``index`` that, with the seed and the epoch, seeds its augmentation."""
+        raise NotImplementedError
+
+    def augmentation_params(self, index: int, epoch: int | None = None) -> AugParams:
+        """The augmentation sample ``index`` gets at ``epoch`` (identity when ``augment`` is off)."""
+        from internet_plus.data.rhd import sample_rng  # rhd imports this module
+
+        if not self.augment:
+            return AugParams.identity()
+        epoch = self._epoch if epoch is None else epoch
+        return sample_augmentation(sample_rng(self.seed, epoch, self._augmentation_key(index)), self.augmentation)
+
+    def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        """The sample dict of sample ``index`` with its ``image``, augmented as at ``epoch``."""
+        raise NotImplementedError
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        if isinstance(item, tuple):
+            epoch, index = int(item[0]), int(item[1])
+        else:
+            epoch, index = self._epoch, int(item)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index, image = self._read_image(index)
+        return self._sample(index, image, epoch)
