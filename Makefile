@@ -48,6 +48,9 @@ export-onnx: install ## Export a checkpoint to ONNX with its decoding, checked w
 	@test -n "$(CKPT)" || { echo "usage: make export-onnx CKPT=<checkpoint> [OUT=model.onnx]"; exit 2; }
 	$(BIN)/python -m internet_plus.export ckpt_path=$(CKPT) out=$(or $(OUT),model.onnx)
 
+benchmark: install ## Tables 3 and 4 side by side: params, GFLOPs, images/s, s/iter, memory (ARGS="--backbones internet_plus,resnet50 --json out.json")
+	$(BIN)/python -m internet_plus.benchmark $(ARGS)
+
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -63,4 +66,4 @@ clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
 
-.PHONY: help install test test-fast train summary preview results predict export-onnx lint format clean clean-venv
+.PHONY: help install test test-fast train summary preview results predict export-onnx benchmark lint format clean clean-venv

@@ -1,0 +1,567 @@
+"""Benchmark: the paper's Tables 3 and 4 measured side by side in one run (issue #6, "Benchmark").
+
+``python -m internet_plus.benchmark`` builds InterNet (ResNet-50 + PoseNet) and the InterNet+ variants (the Table 1
+feature extractor + PoseNet) as :class:`~internet_plus.lit_module.HandPoseModule` and measures, for each:
+
+* feature-extractor parameters and MiB (float32, params × 4 B / 2^20; Table 3) and whole-model parameters;
+* GFLOPs per image from ``torch.utils.flop_counter.FlopCounterMode`` (one FLOP per multiply and per add, i.e.
+  2 × multiply-accumulates, as that counter counts; convolutions, transposed convolutions and matmuls only);
+* inference throughput in images/s at each batch size (Table 4): eval mode under ``torch.inference_mode()``,
+  ``--warmup`` untimed passes, then the median of ``--repeats`` timed passes;
+* training time per iteration (Table 3): forward + InterNet's loss (``HandPoseModule.criterion``) + backward + an
+  AdamW step on a synthetic batch with every key the loss reads; warm-up and median as above;
+* peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the peak resident set size above the
+  pre-measurement RSS, sampled from ``/proc/self/statm`` every 2 ms by a background thread (``resource.getrusage``'s
+  ``ru_maxrss`` is a process-lifetime high-water mark and would hide every model after the largest);
+* the machine's float32 matmul rate (GFLOP/s, median of repeats), each model's FLOP-bound throughput (that rate
+  divided by the model's FLOPs per image) and the achieved fraction of it.
+
+The tables print the paper's figures (:data:`PAPER`, measured on an RTX 2080Ti) beside ours, with the ratios
+InterNet+/InterNet; ``--json`` writes everything. ``--tiny`` is a seconds-long smoke run for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from internet_plus.joints import NUM_JOINTS
+from internet_plus.lit_module import HandPoseModule
+from internet_plus.models.summary import BACKBONE_VARIANTS, count_parameters, mebibytes
+
+#: The paper's figures (InterNet+ paper, Table 3 and Table 4; measured on an NVIDIA GeForce RTX 2080Ti, §5.1).
+#: Table 3 "Total Parameters (M)" and "Parameters Size (MB)" are the feature extractor's (ResNet-50 for InterNet);
+#: its "Time Per Iteration (s)" was taken with ``cudnn.benchmark = True``. Table 4 is frames/s on RHD by batch size.
+PAPER: dict[str, Any] = {
+    "source": "InterNet+ paper, Table 3 (parameters, size, time per iteration) and Table 4 (inference frames/s "
+    "on RHD); NVIDIA GeForce RTX 2080Ti",
+    "table3": {
+        "internet": {"params_m": 23.51, "size_mb": 89.68, "time_per_iteration_s": 0.61},
+        "internet_plus": {"params_m": 11.12, "size_mb": 42.42, "time_per_iteration_s": 0.58},
+    },
+    "table4": {
+        "internet": {1: 32.46, 4: 136.35, 8: 194.79, 16: 247.52, 32: 257.26},
+        "internet_plus": {1: 28.41, 4: 101.32, 8: 151.50, 16: 227.36, 32: 296.41},
+    },
+}
+
+#: Which of the paper's rows each backbone corresponds to (InterNet = ResNet-50; the ablations have no paper row).
+PAPER_ROW = {"resnet50": "internet", "internet_plus": "internet_plus"}
+
+#: Printed names of the backbones.
+LABELS = {
+    "internet_plus": "InterNet+",
+    "internet_plus_se": "InterNet+ (SE)",
+    "internet_plus_no_ca": "InterNet+ (no CA)",
+    "internet_plus_no_fca": "InterNet+ (no FCA)",
+    "resnet50": "InterNet (ResNet-50)",
+}
+
+DEFAULT_BACKBONES = ("internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50")
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
+TINY_BACKBONES = ("internet_plus", "resnet50")
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; the seconds of each timed run."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` where that is unavailable)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory of the code run inside ``track()``, in bytes (``peak``); ``method`` says how it was measured."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+        if device.type == "cuda":
+            self.method = "torch.cuda.max_memory_allocated (after reset_peak_memory_stats)"
+        elif os.path.exists("/proc/self/statm"):
+            self.method = "CPU: peak RSS above the starting RSS, /proc/self/statm sampled every 2 ms"
+        else:
+            self.method = "CPU: resource.getrusage ru_maxrss delta (process high-water mark; 0 if not exceeded)"
+
+    @contextmanager
+    def track(self) -> Iterator[PeakMemory]:
+        """Measure the peak of the enclosed block into ``self.peak``."""
+        if self.device.type == "cuda":
+            _sync(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            yield self
+            _sync(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - base
+            return
+        if not os.path.exists("/proc/self/statm"):
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            yield self
+            self.peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
+            return
+        base = _rss_bytes()
+        peak = [base]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_bytes())
+                stop.wait(0.002)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.peak = max(peak[0], _rss_bytes()) - base
+
+
+def matmul_gflops(device: torch.device, size: int, repeats: int, warmup: int = 1) -> float:
+    """The machine's float32 matmul rate: GFLOP/s of a ``size``² @ ``size``² product (2·n³ FLOPs), median of runs."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=g).to(device)
+    b = torch.rand(size, size, generator=g).to(device)
+    times = _timed(lambda: torch.mm(a, b), device, max(warmup, 1), max(repeats, 1))
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def build_model(backbone: str, input_size: int, channels_last: bool = False) -> HandPoseModule:
+    """InterNet's full model (PoseNet and codec at the paper's sizes) with the named feature extractor."""
+    if backbone not in BACKBONE_VARIANTS:
+        raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONE_VARIANTS)}")
+    name, fields = BACKBONE_VARIANTS[backbone]
+    codec = {"input_size": input_size, "heatmap_size": input_size // 32 * 8}
+    return HandPoseModule(backbone={"name": name, **fields}, codec=codec, channels_last=channels_last)
+
+
+def synthetic_batch(batch_size: int, input_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A training batch with every key ``InterNetLoss`` reads: images in [0, 1], joints inside the crop and the
+    depth range, everything valid, both hands present."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(batch_size, NUM_JOINTS, 2, generator=g) * input_size
+    z = (torch.rand(batch_size, NUM_JOINTS, 1, generator=g) - 0.5) * 300.0
+    batch = {
+        "image": torch.rand(batch_size, 3, input_size, input_size, generator=g),
+        "joints_img": torch.cat([xy, z], dim=-1),
+        "joint_valid": torch.ones(batch_size, NUM_JOINTS),
+        "rel_root_depth": (torch.rand(batch_size, generator=g) - 0.5) * 200.0,
+        "root_valid": torch.ones(batch_size),
+        "hand_type": torch.ones(batch_size, 2),
+        "hand_type_valid": torch.ones(batch_size),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def count_flops(model: HandPoseModule, input_size: int, device: torch.device) -> dict[str, float]:
+    """FLOPs per image (batch 1, eval mode) of the whole model and of the feature extractor."""
+    image = torch.rand(1, 3, input_size, input_size, device=device)
+    model.eval()
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as whole:
+            model(image)
+        with FlopCounterMode(display=False) as features:
+            model.backbone(model.normalize(image))
+    return {"model": float(whole.get_total_flops()), "backbone": float(features.get_total_flops())}
+
+
+def _autocast(device: torch.device, amp: bool) -> Any:
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=amp)
+
+
+# ---------------------------------------------------------------------------------------------------- measuring
+def benchmark_backbone(
+    backbone: str,
+    *,
+    input_size: int,
+    batch_sizes: Sequence[int],
+    train_batch_size: int,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    channels_last: bool,
+    amp: bool,
+    matmul_rate: float,
+) -> dict[str, Any]:
+    """All measurements of one backbone variant (see the module docstring); a JSON-ready dict."""
+    torch.manual_seed(0)
+    model = build_model(backbone, input_size, channels_last).to(device)
+    fe_params = count_parameters(model.backbone)
+    posenet_params = count_parameters(model.posenet)
+    flops = count_flops(model, input_size, device)
+    gflops = flops["model"] / 1e9
+    bound = matmul_rate / gflops if gflops > 0 else float("nan")
+    tracker = PeakMemory(device)
+
+    inference: dict[str, dict[str, float]] = {}
+    model.eval()
+    for bs in batch_sizes:
+        images = torch.rand(bs, 3, input_size, input_size, device=device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+
+        def infer(images: torch.Tensor = images) -> None:
+            with torch.inference_mode(), _autocast(device, amp):
+                model(images)
+
+        with tracker.track():
+            times = _timed(infer, device, warmup, repeats)
+        median = statistics.median(times)
+        throughput = bs / median
+        inference[str(bs)] = {
+            "images_per_s": throughput,
+            "median_s": median,
+            "times_s": times,
+            "flop_bound_fraction": throughput / bound,
+            "peak_memory_mib": tracker.peak / 2**20,
+        }
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    batch = synthetic_batch(train_batch_size, input_size, device)
+    losses: list[float] = []
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            outputs = model(batch["image"])
+        loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(float(loss.detach()))
+
+    with tracker.track():
+        train_times = _timed(train_step, device, warmup, repeats)
+    train_median = statistics.median(train_times)
+    result = {
+        "label": LABELS.get(backbone, backbone),
+        "feature_extractor_params": fe_params,
+        "feature_extractor_mib": mebibytes(fe_params),
+        "posenet_params": posenet_params,
+        "model_params": fe_params + posenet_params,
+        "gflops_per_image": gflops,
+        "feature_extractor_gflops_per_image": flops["backbone"] / 1e9,
+        "flop_bound_images_per_s": bound,
+        "inference": inference,
+        "train": {
+            "batch_size": train_batch_size,
+            "time_per_iteration_s": train_median,
+            "times_s": train_times,
+            "images_per_s": train_batch_size / train_median,
+            "peak_memory_mib": tracker.peak / 2**20,
+            "losses": losses,
+        },
+    }
+    return result
+
+
+def _ratios(results: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """Each InterNet+ variant / InterNet: throughput per batch size, training time, parameters, FLOPs."""
+    if "resnet50" not in results:
+        return {}
+    ref = results["resnet50"]
+    out: dict[str, dict[str, Any]] = {}
+    for name, res in results.items():
+        if name == "resnet50":
+            continue
+        out[name] = {
+            "throughput": {
+                str(bs): res["inference"][str(bs)]["images_per_s"] / ref["inference"][str(bs)]["images_per_s"]
+                for bs in batch_sizes
+            },
+            "time_per_iteration": res["train"]["time_per_iteration_s"] / ref["train"]["time_per_iteration_s"],
+            "feature_extractor_params": res["feature_extractor_params"] / ref["feature_extractor_params"],
+            "gflops_per_image": res["gflops_per_image"] / ref["gflops_per_image"],
+        }
+    return out
+
+
+def paper_ratios() -> dict[str, Any]:
+    """The paper's InterNet+/InterNet ratios (Table 4 throughput per batch size, Table 3 time and parameters)."""
+    t3, t4 = PAPER["table3"], PAPER["table4"]
+    return {
+        "throughput": {str(bs): t4["internet_plus"][bs] / t4["internet"][bs] for bs in t4["internet"]},
+        "time_per_iteration": t3["internet_plus"]["time_per_iteration_s"] / t3["internet"]["time_per_iteration_s"],
+        "feature_extractor_params": t3["internet_plus"]["params_m"] / t3["internet"]["params_m"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- printing
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(c) for c in col) for col in zip(headers, *rows, strict=False)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    rule = "-" * len(line(headers))
+    return [line(headers), rule, *(line(r) for r in rows), rule]
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The printed Tables 3 and 4 (ours beside the paper's), the FLOP bounds and the ratios."""
+    cfg, results, ratios = report["config"], report["results"], report["ratios"]
+    batch_sizes = cfg["batch_sizes"]
+    t3, t4 = PAPER["table3"], PAPER["table4"]
+    out = [
+        f"Device: {report['machine']['device_name']} ({cfg['device']}, {report['machine']['torch_threads']} torch "
+        f"threads); input {cfg['input_size']}×{cfg['input_size']}; warm-up {cfg['warmup']}, median of "
+        f"{cfg['repeats']}; channels-last {cfg['channels_last']}, AMP {cfg['amp']} ({cfg['amp_dtype']})",
+        f"Matmul rate (float32 {cfg['matmul_size']}² @ {cfg['matmul_size']}², median): "
+        f"{report['machine']['matmul_gflops']:.1f} GFLOP/s",
+        f"Paper: {PAPER['source']} — not comparable with other hardware.",
+        "",
+        f"Table 3 — feature extractor, model and training (batch {cfg['train_batch_size']}; AdamW; InterNet's loss)",
+    ]
+    rows = []
+    for name, res in results.items():
+        paper = t3.get(PAPER_ROW.get(name, ""), {})
+        rows.append(
+            [
+                res["label"],
+                f"{res['feature_extractor_params'] / 1e6:.2f}",
+                f"{paper['params_m']:.2f}" if paper else "-",
+                f"{res['feature_extractor_mib']:.2f}",
+                f"{paper['size_mb']:.2f}" if paper else "-",
+                f"{res['model_params'] / 1e6:.2f}",
+                f"{res['gflops_per_image']:.2f}",
+                f"{res['feature_extractor_gflops_per_image']:.2f}",
+                f"{res['train']['time_per_iteration_s']:.3f}",
+                f"{paper['time_per_iteration_s']:.2f}" if paper else "-",
+                f"{res['train']['images_per_s']:.2f}",
+                f"{res['train']['peak_memory_mib']:.0f}",
+            ]
+        )
+    headers = [
+        "Model",
+        "FE params (M)",
+        "paper",
+        "FE MiB",
+        "paper",
+        "model params (M)",
+        "GFLOPs/img",
+        "FE GFLOPs",
+        "s/iter",
+        "paper",
+        "train img/s",
+        "train peak MiB",
+    ]
+    out += _table(headers, rows)
+    out += [
+        "GFLOPs: torch.utils.flop_counter.FlopCounterMode (2 FLOPs per multiply-accumulate), batch 1, eval mode.",
+        f"Peak memory: {report['machine']['memory_method']}.",
+        "",
+        "Table 4 — inference images/s (eval, inference_mode), ours (paper, 2080Ti); FLOP bound = matmul rate / FLOPs",
+    ]
+    rows = []
+    for name, res in results.items():
+        paper = t4.get(PAPER_ROW.get(name, ""), {})
+        cells = [res["label"]]
+        for bs in batch_sizes:
+            value = res["inference"][str(bs)]["images_per_s"]
+            cells.append(f"{value:.2f} ({paper[bs]:.2f})" if bs in paper else f"{value:.2f}")
+        cells.append(f"{res['flop_bound_images_per_s']:.2f}")
+        cells.append(" ".join(f"{res['inference'][str(bs)]['flop_bound_fraction']:.0%}" for bs in batch_sizes))
+        rows.append(cells)
+    out += _table(["Model", *(f"batch {bs}" for bs in batch_sizes), "FLOP bound", "of bound"], rows)
+    paper_rows = [
+        [name, *(f"{t4[row][bs]:.2f}" for bs in DEFAULT_BATCH_SIZES)]
+        for name, row in (("InterNet", "internet"), ("InterNet+", "internet_plus"))
+    ]
+    out += ["Paper Table 4 (2080Ti, RHD):", *_table(["", *(f"batch {bs}" for bs in DEFAULT_BATCH_SIZES)], paper_rows)]
+    if ratios:
+        pr = paper_ratios()
+        out += ["", "Ratios InterNet+/InterNet, ours (paper)"]
+        rows = []
+        for name, r in ratios.items():
+            cells = [LABELS.get(name, name)]
+            for bs in batch_sizes:
+                paper = pr["throughput"].get(str(bs))
+                ours = r["throughput"][str(bs)]
+                cells.append(f"{ours:.3f} ({paper:.3f})" if paper is not None else f"{ours:.3f}")
+            cells.append(f"{r['time_per_iteration']:.3f} ({pr['time_per_iteration']:.3f})")
+            cells.append(f"{r['feature_extractor_params']:.3f} ({pr['feature_extractor_params']:.3f})")
+            cells.append(f"{r['gflops_per_image']:.3f}")
+            rows.append(cells)
+        headers = ["Model", *(f"img/s b{bs}" for bs in batch_sizes), "s/iter", "FE params", "GFLOPs"]
+        out += _table(headers, rows)
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def _int_list(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [n for n in names if n not in BACKBONE_VARIANTS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown backbone(s) {unknown}; valid: {', '.join(BACKBONE_VARIANTS)}")
+    return names
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every requested backbone; the full JSON-ready report (config, machine, results, ratios, paper)."""
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    train_batch_size = args.train_batch_size or (16 if device.type == "cuda" else 8)
+    matmul_size = 512 if args.tiny else (8192 if device.type == "cuda" else 2048)
+    rate = matmul_gflops(device, matmul_size, max(args.repeats, 3))
+    tracker = PeakMemory(device)
+    config = {
+        "backbones": args.backbones,
+        "batch_sizes": args.batch_sizes,
+        "input_size": args.input_size,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "device": str(device),
+        "channels_last": args.channels_last,
+        "amp": args.amp,
+        "amp_dtype": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
+        "train_batch_size": train_batch_size,
+        "matmul_size": matmul_size,
+        "tiny": args.tiny,
+        "cudnn_benchmark": device.type == "cuda",
+    }
+    machine = {
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "matmul_gflops": rate,
+        "memory_method": tracker.method,
+        "date": datetime.date.today().isoformat(),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.backbones:
+        results[name] = benchmark_backbone(
+            name,
+            input_size=args.input_size,
+            batch_sizes=args.batch_sizes,
+            train_batch_size=train_batch_size,
+            device=device,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            channels_last=args.channels_last,
+            amp=args.amp,
+            matmul_rate=rate,
+        )
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # the finished model is unreferenced now
+    paper = {
+        "source": PAPER["source"],
+        "table3": PAPER["table3"],
+        "table4": {k: {str(bs): v for bs, v in row.items()} for k, row in PAPER["table4"].items()},
+        "ratios": paper_ratios(),
+    }
+    return {
+        "config": config,
+        "machine": machine,
+        "results": results,
+        "ratios": _ratios(results, args.batch_sizes),
+        "paper": paper,
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``--tiny`` overrides the sizes with a seconds-long configuration."""
+    parser = argparse.ArgumentParser(
+        prog="python -m internet_plus.benchmark",
+        description="Parameters, FLOPs, inference throughput, training time and memory (paper Tables 3 and 4).",
+    )
+    parser.add_argument("--backbones", type=_name_list, default=list(DEFAULT_BACKBONES))
+    parser.add_argument("--batch-sizes", type=_int_list, default=list(DEFAULT_BATCH_SIZES))
+    parser.add_argument("--input-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    parser.add_argument("--train-batch-size", type=int, default=None, help="default 8 on CPU, 16 on GPU")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 on CPU, float16 on CUDA")
+    parser.add_argument("--tiny", action="store_true", help="input 64, batches 1,2, 1 repeat, no warm-up, 2 models")
+    parser.add_argument("--json", type=Path, default=None, help="write the full report here")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.input_size, args.batch_sizes, args.repeats, args.warmup = 64, [1, 2], 1, 0
+        args.backbones = [b for b in args.backbones if b in TINY_BACKBONES] or list(TINY_BACKBONES)
+        args.train_batch_size = args.train_batch_size or 2
+    if args.input_size < 32 or args.input_size % 32:
+        parser.error(f"--input-size must be a positive multiple of 32, got {args.input_size}")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1 and --warmup at least 0")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: measure, print the tables, write the JSON if asked."""
+    args = parse_args(argv)
+    report = run_benchmark(args)
+    print(format_report(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The benchmark's tiny mode produces complete JSON and prints the paper's Tables 3 and 4 beside ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from internet_plus.benchmark import PAPER, build_model, main, parse_args
+from internet_plus.models.summary import count_parameters, model_summary
+
+INTERNET_PLUS_FE = 11_103_221
+RESNET50_FE = 23_508_032
+POSENET_2048 = 23_797_442
+
+
+def test_tiny_benchmark_json_and_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["--tiny", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+
+    config, results = report["config"], report["results"]
+    assert config["input_size"] == 64 and config["batch_sizes"] == [1, 2]
+    assert set(results) == {"internet_plus", "resnet50"}
+    assert report["machine"]["matmul_gflops"] > 0
+    for res in results.values():
+        assert set(res["inference"]) == {"1", "2"}
+        for entry in res["inference"].values():
+            assert entry["images_per_s"] > 0 and entry["flop_bound_fraction"] > 0
+        assert res["train"]["time_per_iteration_s"] > 0 and res["train"]["images_per_s"] > 0
+        assert all(loss == loss for loss in res["train"]["losses"])  # finite, not NaN
+        assert res["gflops_per_image"] > res["feature_extractor_gflops_per_image"] > 0
+        assert res["flop_bound_images_per_s"] > 0
+        assert res["posenet_params"] == POSENET_2048
+        assert res["model_params"] == res["feature_extractor_params"] + POSENET_2048
+    plus, internet = results["internet_plus"], results["resnet50"]
+    assert plus["feature_extractor_params"] == INTERNET_PLUS_FE
+    assert internet["feature_extractor_params"] == RESNET50_FE
+    assert plus["feature_extractor_mib"] == pytest.approx(INTERNET_PLUS_FE * 4 / 2**20)
+    assert internet["gflops_per_image"] > plus["gflops_per_image"]
+    assert set(report["ratios"]["internet_plus"]["throughput"]) == {"1", "2"}
+
+    # The printed tables carry the paper's Table 3 and Table 4 figures.
+    for row in PAPER["table3"].values():
+        for value in row.values():
+            assert f"{value:.2f}" in printed
+    for row in PAPER["table4"].values():
+        for value in row.values():
+            assert f"{value:.2f}" in printed
+    assert "Table 3" in printed and "Table 4" in printed and "InterNet+/InterNet" in printed
+
+
+@pytest.mark.parametrize(("backbone", "fe_params"), [("internet_plus", INTERNET_PLUS_FE), ("resnet50", RESNET50_FE)])
+def test_parameter_counts_match_model_summary(backbone: str, fe_params: int) -> None:
+    model = build_model(backbone, 64)
+    assert count_parameters(model.backbone) == fe_params
+    total = fe_params + POSENET_2048
+    assert f"Backbone + PoseNet: {total:,} parameters" in model_summary(model, 64)
+
+
+def test_tiny_overrides_sizes() -> None:
+    args = parse_args(["--tiny", "--backbones", "internet_plus,internet_plus_se,resnet50"])
+    assert (args.input_size, args.batch_sizes, args.repeats, args.warmup) == (64, [1, 2], 1, 0)
+    assert args.backbones == ["internet_plus", "resnet50"]
+    with pytest.raises(SystemExit):
+        parse_args(["--backbones", "vgg"])
