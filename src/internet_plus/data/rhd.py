@@ -45,9 +45,7 @@ from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.safe_pickle import load_restricted_pickle
 from internet_plus.data.transforms import (
     AugmentationConfig,
-    bbox_from_joints,
-    build_sample,
-    process_bbox,
+    build_single_hand_sample,
 )
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
@@ -688,34 +686,17 @@ class RHDDataset(HandPoseDataset):
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
 
-        hand = record.hand
-        block = hand_slice(hand)
-        joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
-        joints_cam[block] = record.xyz[block]
-        joints_uv = np.zeros((NUM_JOINTS, 2), dtype=np.float64)
-        joints_uv[block] = record.uv[block]
-        annotated = np.zeros(NUM_JOINTS, dtype=np.float64)
-        annotated[block] = record.vis[block] if self.eval_visible_only else 1.0
-        hand_type = np.zeros(2, dtype=np.float64)
-        hand_type[hand] = 1.0
-        wrist_depth = float(record.xyz[hand * JOINTS_PER_HAND, 2])
-        bbox = process_bbox(bbox_from_joints(record.uv[block]))
-        K = record.K
-        return build_sample(
-            image=image,
-            joints_uv=joints_uv,
-            joints_cam=joints_cam,
-            joint_annotated=annotated,
-            hand_type=hand_type,
-            hand_type_valid=1.0,
-            interacting=False,
-            focal=np.array([K[0, 0], K[1, 1]]),
-            princpt=np.array([K[0, 2], K[1, 2]]),
-            abs_root_depth=np.array([wrist_depth, wrist_depth]),
-            bbox_xywh=bbox,
-            params=params,
-            input_size=self.input_size,
-            index=index,
+        block = hand_slice(record.hand)
+        return build_single_hand_sample(
+            image,
+            record.hand,
+            record.xyz[block],
+            record.uv[block],
+            record.vis[block] if self.eval_visible_only else 1.0,
+            record.K,
+            params,
+            self.input_size,
+            index,
         )
 
     def __repr__(self) -> str:

@@ -56,11 +56,9 @@ from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.rhd import DatasetLayoutError, VerifyItem, VerifyReport, verify_samples
 from internet_plus.data.transforms import (
     AugmentationConfig,
-    bbox_from_joints,
-    build_sample,
-    process_bbox,
+    build_single_hand_sample,
 )
-from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, hand_slice
+from internet_plus.joints import JOINTS_PER_HAND, LEFT
 
 log = logging.getLogger(__name__)
 
@@ -569,32 +567,9 @@ class STBDataset(HandPoseDataset):
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
 
-        block = hand_slice(LEFT)  # STB shows one left hand
-        joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
-        joints_cam[block] = record.xyz
-        joints_uv = np.zeros((NUM_JOINTS, 2), dtype=np.float64)
-        joints_uv[block] = record.uv
-        annotated = np.zeros(NUM_JOINTS, dtype=np.float64)
-        annotated[block] = 1.0
-        hand_type = np.zeros(2, dtype=np.float64)
-        hand_type[LEFT] = 1.0
-        wrist_depth = float(record.xyz[0, 2])
-        K = record.K
-        return build_sample(
-            image=image,
-            joints_uv=joints_uv,
-            joints_cam=joints_cam,
-            joint_annotated=annotated,
-            hand_type=hand_type,
-            hand_type_valid=1.0,
-            interacting=False,
-            focal=np.array([K[0, 0], K[1, 1]]),
-            princpt=np.array([K[0, 2], K[1, 2]]),
-            abs_root_depth=np.array([wrist_depth, wrist_depth]),
-            bbox_xywh=process_bbox(bbox_from_joints(record.uv)),
-            params=params,
-            input_size=self.input_size,
-            index=index,
+        # STB shows one left hand, every joint annotated
+        return build_single_hand_sample(
+            image, LEFT, record.xyz, record.uv, 1.0, record.K, params, self.input_size, index
         )
 
     def __repr__(self) -> str:

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from internet_plus.joints import FLIP_PERMUTATION, NUM_JOINTS
+from internet_plus.joints import FLIP_PERMUTATION, NUM_JOINTS, hand_slice
 
 # OpenCV's thread pool does not survive fork(): DataLoader workers forked after the parent used a multi-threaded
 # cv2 call deadlock. One thread per process (the workers supply the parallelism) avoids it.
@@ -47,6 +47,7 @@ __all__ = [
     "apply_color",
     "bbox_from_joints",
     "build_sample",
+    "build_single_hand_sample",
     "crop_affine",
     "flip_joints",
     "mirror_matrix",
@@ -433,3 +434,57 @@ def build_sample(
         "abs_root_depth": f32(root_depth),
         "index": torch.tensor(int(index), dtype=torch.int64),
     }
+
+
+def build_single_hand_sample(
+    image: np.ndarray,
+    hand: int,
+    xyz: np.ndarray,
+    uv: np.ndarray,
+    annotated: np.ndarray | float,
+    K: np.ndarray,
+    params: AugParams,
+    input_size: int,
+    index: int,
+) -> dict[str, torch.Tensor]:
+    """:func:`build_sample` for a one-hand data set (RHD's scored hand, STB): the protocol of §6.3 and §6.4.
+
+    The hand's 21 joints fill its block (the other block is zero and not annotated), ``hand_type`` is that hand with
+    ``hand_type_valid`` = 1, the box is the tight box around its 2-D joints made square ×1.25, both absolute root
+    depths are its ground-truth wrist depth (InterNet's 'gt' mode, §5.2), and nothing is interacting.
+
+    Args:
+        image: H×W×3 RGB.
+        hand: ``joints.RIGHT`` or ``joints.LEFT``.
+        xyz: 21×3 camera-frame joints of the hand in mm, project order (wrist first).
+        uv: 21×2 image pixels of the same joints.
+        annotated: the hand's 21 evaluation flags (or one value for all).
+        K: 3×3 intrinsics.
+        params, input_size, index: as :func:`build_sample`.
+    """
+    block = hand_slice(hand)
+    joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
+    joints_cam[block] = xyz
+    joints_uv = np.zeros((NUM_JOINTS, 2), dtype=np.float64)
+    joints_uv[block] = uv
+    joint_annotated = np.zeros(NUM_JOINTS, dtype=np.float64)
+    joint_annotated[block] = annotated
+    hand_type = np.zeros(2, dtype=np.float64)
+    hand_type[hand] = 1.0
+    wrist_depth = float(xyz[0, 2])
+    return build_sample(
+        image=image,
+        joints_uv=joints_uv,
+        joints_cam=joints_cam,
+        joint_annotated=joint_annotated,
+        hand_type=hand_type,
+        hand_type_valid=1.0,
+        interacting=False,
+        focal=np.array([K[0, 0], K[1, 1]]),
+        princpt=np.array([K[0, 2], K[1, 2]]),
+        abs_root_depth=np.array([wrist_depth, wrist_depth]),
+        bbox_xywh=process_bbox(bbox_from_joints(uv)),
+        params=params,
+        input_size=input_size,
+        index=index,
+    )
