@@ -40,23 +40,63 @@ __all__ = [
     "SyntheticDataModule",
     "default_synthetic_root",
     "holdout_split",
+    "local_processes_from_env",
     "resolve_num_workers",
+    "usable_cores",
 ]
+
+#: Batches each loader worker prepares ahead (torch's default, explicit): enough to hide the per-batch jitter of
+#: decoding without holding many batches of 256² float images in shared memory.
+PREFETCH_FACTOR = 2
 
 #: Seed of the validation hold-out permutation: fixed, so runs with different seeds validate on the same samples.
 HOLDOUT_SEED = 20_201
 
 
-def resolve_num_workers(num_workers: int | str) -> int:
-    """``"auto"`` → min(8, usable CPU cores); an int ≥ 0 as is."""
+#: Most loader workers ``"auto"`` gives one process: one worker core makes >= 300 augmented samples/s (the
+#: ``performance`` issue, measured by :mod:`internet_plus.data.pipeline_bench`), so 8 feed any single GPU.
+MAX_AUTO_WORKERS = 8
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (taskset, cgroups cpusets, Slurm), else the CPU count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def local_processes_from_env() -> int:
+    """Training processes on this machine as the launcher says (``LOCAL_WORLD_SIZE``, set by torchrun), else 1."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def resolve_num_workers(num_workers: int | str, local_processes: int | None = None) -> int:
+    """DataLoader workers per process: an int >= 0 as is, or ``"auto"``.
+
+    ``"auto"`` scales with the cores this process may use (``performance`` issue: "DataLoader defaults that scale
+    with the machine's cores"): with C = :func:`usable_cores` (the CPU affinity, not the machine's total) and
+    P = ``local_processes`` (the training processes sharing this machine: the devices per node under DDP;
+    ``LOCAL_WORLD_SIZE`` when not given, else 1), each process gets its share c = C // P; one of them stays with the
+    main (training) process when c > 2; the result is clamped to [1, :data:`MAX_AUTO_WORKERS`] = [1, 8]:
+
+        workers = clamp(c − 1 if c > 2 else c, 1, 8)
+
+    e.g. 2 cores → 2, 4 → 3, 8 → 7, 32 → 8; 16 cores and 4 GPUs → 3 per process; 8 cores and 8 GPUs → 1.
+
+    Raises:
+        ValueError: neither an int >= 0 nor ``"auto"``.
+    """
     if isinstance(num_workers, str):
         if num_workers.strip().lower() != "auto":
             raise ValueError(f"data.num_workers={num_workers!r}: use an int >= 0 or 'auto'")
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cpus = os.cpu_count() or 1
-        return max(1, min(8, cpus))
+        processes = local_processes_from_env() if local_processes is None else max(1, int(local_processes))
+        share = usable_cores() // processes
+        workers = share - 1 if share > 2 else share
+        return max(1, min(MAX_AUTO_WORKERS, workers))
     if isinstance(num_workers, bool) or int(num_workers) != num_workers or num_workers < 0:
         raise ValueError(f"data.num_workers={num_workers!r}: use an int >= 0 or 'auto'")
     return int(num_workers)
@@ -113,9 +153,14 @@ class HandPoseDataModule(L.LightningDataModule):
 
     Args:
         batch_size: global batch size, divided by the number of processes in ``setup``.
-        num_workers: DataLoader workers per process, or ``"auto"`` (min(8, CPU cores)).
+        num_workers: DataLoader workers per process, or ``"auto"``: the process's share of the usable cores (CPU
+            affinity divided by the training processes on this machine, one core left to the main process when the
+            share is above 2), between 1 and 8 (:func:`resolve_num_workers`). Resolved at construction, and again
+            in ``setup`` with the trainer's devices per node under DDP.
         pin_memory: pin batches (only where CUDA is available).
         persistent_workers: keep workers between epochs (only with ``num_workers > 0``).
+
+    Each worker prefetches 2 batches (``prefetch_factor``, set only with workers) and runs one OpenCV thread.
         input_size: side S of the square network input.
         augmentation: :class:`~internet_plus.data.transforms.AugmentationConfig` fields (InterNet's by default).
         val_fraction: share of the training split held out for validation (0 disables validation).
@@ -156,6 +201,7 @@ class HandPoseDataModule(L.LightningDataModule):
         if int(input_size) < 8:
             raise ValueError(f"data.input_size={input_size} is too small")
         self.batch_size = int(batch_size)
+        self._num_workers_setting = num_workers
         self.num_workers = resolve_num_workers(num_workers)
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
@@ -195,6 +241,12 @@ class HandPoseDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Per-process batch size and the datasets the stage needs (each built once)."""
         self._world_size, self._rank = self._distributed_context()
+        if self._world_size > 1:  # "auto" shares the cores among the processes of this machine
+            trainer = getattr(self, "trainer", None)
+            devices = getattr(trainer, "num_devices", None)
+            self.num_workers = resolve_num_workers(
+                self._num_workers_setting, local_processes=int(devices) if devices else None
+            )
         if self.batch_size % self._world_size:
             raise ValueError(
                 f"data.batch_size={self.batch_size} is the global batch size and must be divisible by the number of "
@@ -225,6 +277,7 @@ class HandPoseDataModule(L.LightningDataModule):
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory and torch.cuda.is_available(),
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
+            "prefetch_factor": PREFETCH_FACTOR if self.num_workers > 0 else None,
             "worker_init_fn": _worker_init if self.num_workers > 0 else None,
         }
 

@@ -94,6 +94,8 @@ class PoseNet(nn.Module):
         self.root_depth_bins = root_depth_bins
         self.right_hand = HeatmapBranch(in_channels, deconv_channels, num_deconv, JOINTS_PER_HAND, depth_bins)
         self.left_hand = HeatmapBranch(in_channels, deconv_channels, num_deconv, JOINTS_PER_HAND, depth_bins)
+        #: Both branches as one network, set only on inference copies (``models/inference.py``).
+        self.merged_heatmaps: nn.Module | None = None
         self.root_fc = _mlp(in_channels, mlp_hidden, root_depth_bins)
         self.hand_fc = _mlp(in_channels, mlp_hidden, 2)
         self.reset_parameters()
@@ -113,9 +115,15 @@ class PoseNet(nn.Module):
                 nn.init.normal_(m.weight, std=0.01)
                 nn.init.zeros_(m.bias)
 
+    def heatmap_volume(self, features: torch.Tensor) -> torch.Tensor:
+        """B×42×D×H×W: the right hand's 21 joint heatmaps, then the left hand's."""
+        if self.merged_heatmaps is not None:
+            return self.merged_heatmaps(features)
+        return torch.cat([self.right_hand(features), self.left_hand(features)], dim=1)
+
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """B×C×h×w features -> heatmaps B×42×D×H×W, root_logits B×R, root_bins B, hand_logits B×2."""
-        heatmaps = torch.cat([self.right_hand(features), self.left_hand(features)], dim=1)
+        heatmaps = self.heatmap_volume(features)
         pooled = features.mean(dim=(2, 3))
         root_logits = self.root_fc(pooled)
         return {
