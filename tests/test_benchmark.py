@@ -66,3 +66,13 @@ def test_tiny_overrides_sizes() -> None:
     assert args.backbones == ["internet_plus", "resnet50"]
     with pytest.raises(SystemExit):
         parse_args(["--backbones", "vgg"])
+
+
+def test_tiny_benchmark_with_inference_optimizations(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["--tiny", "--optimize", "--backbones", "internet_plus", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["optimize"] is True and report["config"]["compile"] is False
+    inference = report["results"]["internet_plus"]["inference"]
+    assert all(entry["images_per_s"] > 0 for entry in inference.values())
+    assert "first_pass_s" not in inference["1"]  # only compiled runs report a compilation pass

@@ -167,6 +167,11 @@ def test_quickstart_is_internet_plus_on_synthetic_cpu(tmp_path: Path) -> None:
     assert cfg.model.backbone.name == "internet_plus"
     assert cfg.data._target_.endswith("SyntheticDataModule")
     assert cfg.trainer.accelerator == "cpu"
+    # Peak 1 with weight 255² is InterNet's loss (peak 255, weight 1) up to a rescaling of the output.
+    assert cfg.model.loss.weights.heatmap == pytest.approx((255.0 / cfg.model.codec.peak) ** 2)
+    assert dict(cfg.data.style) == {"hands": "glove", "max_tilt_deg": 30, "background": "plain"}
+    assert "quickstart" in cfg.data.root  # its own folder: switching to dataset=synthetic regenerates nothing
+    assert cfg.data.input_size // 32 * 2**cfg.model.posenet.num_deconv == cfg.model.codec.heatmap_size
 
 
 @pytest.mark.parametrize("debug", DEBUGS)

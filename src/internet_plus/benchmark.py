@@ -41,6 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.lit_module import HandPoseModule
+from internet_plus.models.inference import optimize_for_inference
 from internet_plus.models.summary import BACKBONE_VARIANTS, count_parameters, mebibytes
 
 #: The paper's figures (InterNet+ paper, Table 3 and Table 4; measured on an NVIDIA GeForce RTX 2080Ti, §5.1).
@@ -227,8 +228,16 @@ def benchmark_backbone(
     channels_last: bool,
     amp: bool,
     matmul_rate: float,
+    optimize: bool = False,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """All measurements of one backbone variant (see the module docstring); a JSON-ready dict."""
+    """All measurements of one backbone variant (see the module docstring); a JSON-ready dict.
+
+    ``optimize``: time inference on :func:`~internet_plus.models.inference.optimize_for_inference`'s copy (BN
+    folded, PoseNet's branches merged, channels-last);
+    ``compile``: that copy compiled by ``torch.compile`` (the first pass of each batch size, the compilation, is an
+    extra untimed warm-up; its time is reported). Training is always timed on the plain model.
+    """
     torch.manual_seed(0)
     model = build_model(backbone, input_size, channels_last).to(device)
     fe_params = count_parameters(model.backbone)
@@ -240,6 +249,9 @@ def benchmark_backbone(
 
     inference: dict[str, dict[str, float]] = {}
     model.eval()
+    infer_model: torch.nn.Module = model
+    if optimize or compile:
+        infer_model = optimize_for_inference(model, compile=compile)
     for bs in batch_sizes:
         images = torch.rand(bs, 3, input_size, input_size, device=device)
         if channels_last:
@@ -247,8 +259,14 @@ def benchmark_backbone(
 
         def infer(images: torch.Tensor = images) -> None:
             with torch.inference_mode(), _autocast(device, amp):
-                model(images)
+                infer_model(images)
 
+        compile_s = None
+        if compile:
+            start = time.perf_counter()
+            infer()
+            _sync(device)
+            compile_s = time.perf_counter() - start
         with tracker.track():
             times = _timed(infer, device, warmup, repeats)
         median = statistics.median(times)
@@ -259,7 +277,9 @@ def benchmark_backbone(
             "times_s": times,
             "flop_bound_fraction": throughput / bound,
             "peak_memory_mib": tracker.peak / 2**20,
+            **({"first_pass_s": compile_s} if compile_s is not None else {}),
         }
+    infer_model = model  # release the inference copy before training is measured
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -472,6 +492,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": args.warmup,
         "device": str(device),
         "channels_last": args.channels_last,
+        "optimize": args.optimize,
+        "compile": args.compile,
         "amp": args.amp,
         "amp_dtype": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
         "train_batch_size": train_batch_size,
@@ -502,6 +524,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             channels_last=args.channels_last,
             amp=args.amp,
             matmul_rate=rate,
+            optimize=args.optimize,
+            compile=args.compile,
         )
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the finished model is unreferenced now
@@ -535,6 +559,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 on CPU, float16 on CUDA")
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="inference on optimize_for_inference's copy: BN folded, PoseNet branches merged, channels-last",
+    )
+    parser.add_argument("--compile", action="store_true", help="--optimize plus torch.compile (inference only)")
     parser.add_argument("--tiny", action="store_true", help="input 64, batches 1,2, 1 repeat, no warm-up, 2 models")
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = parser.parse_args(argv)

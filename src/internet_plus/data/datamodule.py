@@ -424,6 +424,8 @@ class SyntheticDataModule(RHDDataModule):
         generator_seed: seed of the generator (the data set itself); ``seed`` seeds shuffling and augmentation.
         two_hand_fraction: share of images showing both hands.
         generator_workers: processes used to generate the set.
+        style: how hard the pictures are, the fields of :class:`~internet_plus.data.synthetic.SceneStyle`
+            (``hands: skin|glove``, ``max_tilt_deg``, ``background: varied|plain``); ``None`` = the full set.
         Other arguments: :class:`RHDDataModule`.
     """
 
@@ -435,8 +437,12 @@ class SyntheticDataModule(RHDDataModule):
         generator_seed: int = 0,
         two_hand_fraction: float = 0.3,
         generator_workers: int = 1,
+        style: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        from internet_plus.data.synthetic import SceneStyle
+
+        self.style = SceneStyle.of(dict(style) if style is not None else None)  # invalid fields fail here, at once
         root = root or default_synthetic_root(num_train, num_eval, generator_seed)
         super().__init__(root=root, **kwargs)
         self.num_train = int(num_train)
@@ -459,4 +465,5 @@ class SyntheticDataModule(RHDDataModule):
             seed=self.generator_seed,
             two_hand_fraction=self.two_hand_fraction,
             workers=self.generator_workers,
+            style=self.style,
         )

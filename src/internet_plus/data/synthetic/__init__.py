@@ -5,10 +5,11 @@
 """
 
 from internet_plus.data.synthetic.generate import (
+    SceneStyle,
     SyntheticDatasetError,
     generate_rhd_dataset,
     read_meta,
     render_sample,
 )
 
-__all__ = ["SyntheticDatasetError", "generate_rhd_dataset", "read_meta", "render_sample"]
+__all__ = ["SceneStyle", "SyntheticDatasetError", "generate_rhd_dataset", "read_meta", "render_sample"]

@@ -1,11 +1,13 @@
-"""``python -m internet_plus.data.synthetic --root DIR [--num-train N --num-eval M --seed S --workers W]``."""
+"""``python -m internet_plus.data.synthetic --root DIR [--num-train N --num-eval M --seed S --workers W]
+[--hands skin|glove --max-tilt-deg A --background varied|plain]``."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from internet_plus.data.synthetic import generate_rhd_dataset
+from internet_plus.data.synthetic import SceneStyle, generate_rhd_dataset
+from internet_plus.data.synthetic.generate import BACKGROUNDS, HAND_LOOKS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,6 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--two-hand-fraction", type=float, default=0.3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--hands", choices=HAND_LOOKS, default="skin", help="skin tones, or a colour glove")
+    parser.add_argument("--max-tilt-deg", type=float, default=180.0, help="180: any orientation")
+    parser.add_argument("--background", choices=BACKGROUNDS, default="varied")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     root = generate_rhd_dataset(
@@ -28,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         args.two_hand_fraction,
         workers=args.workers,
         overwrite=args.overwrite,
+        style=SceneStyle(args.hands, args.max_tilt_deg, args.background),
     )
     elapsed = time.perf_counter() - start
     total = args.num_train + args.num_eval

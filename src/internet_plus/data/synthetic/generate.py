@@ -13,6 +13,7 @@ import logging
 import pickle
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from internet_plus.data.rhd_format import IMAGE_SIZE, RHD_FROM_PROJECT, encode_rhd_depth, hand_of_mask_id
-from internet_plus.data.synthetic.hand_model import mirror_to_left, random_rotation, sample_hand_pose
+from internet_plus.data.synthetic.hand_model import mirror_to_left, random_rotation, sample_hand_pose, tilted_rotation
 from internet_plus.data.synthetic.render import SKIN_TONES, background, draw, hand_primitives, project
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, RIGHT, hand_slice
 
@@ -35,10 +36,66 @@ class SyntheticDatasetError(RuntimeError):
     """The target folder cannot be used for a synthetic data set."""
 
 
-def _place_hand(rng: np.random.Generator, hand_frame: np.ndarray, K: np.ndarray, size: int, centre_px: np.ndarray):
+HAND_LOOKS = ("skin", "glove")
+BACKGROUNDS = ("varied", "plain")
+
+
+@dataclass(frozen=True)
+class SceneStyle:
+    """How hard the pictures are; the defaults are the full synthetic set (``docs/synthetic_dataset.md``).
+
+    Args:
+        hands: ``"skin"`` (skin tones, fingernails on the back side) or ``"glove"`` (each finger and the palm in its
+            own colour: Wang and Popović's colour glove, SIGGRAPH 2009; the quickstart's easier task).
+        max_tilt_deg: 180 = uniformly random 3-D orientations; below 180 the in-plane angle stays uniform and the
+            out-of-plane tilts about the camera's x and y axes are within ±max_tilt_deg (palm or back towards the
+            camera, half each).
+        background: ``"varied"`` (noise, gradients, clutter) or ``"plain"`` (one colour, mild noise).
+    """
+
+    hands: str = "skin"
+    max_tilt_deg: float = 180.0
+    background: str = "varied"
+
+    def __post_init__(self) -> None:
+        if self.hands not in HAND_LOOKS:
+            raise ValueError(f"synthetic style hands={self.hands!r}; valid: {', '.join(HAND_LOOKS)}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"synthetic style background={self.background!r}; valid: {', '.join(BACKGROUNDS)}")
+        if not 0.0 <= float(self.max_tilt_deg) <= 180.0:
+            raise ValueError(f"synthetic style max_tilt_deg={self.max_tilt_deg}: use a value in [0, 180]")
+        object.__setattr__(self, "max_tilt_deg", float(self.max_tilt_deg))
+
+    @classmethod
+    def of(cls, value: SceneStyle | dict[str, Any] | None) -> SceneStyle:
+        """A style from itself, a dict of its fields (a Hydra config) or None (the default)."""
+        if value is None:
+            return cls()
+        if isinstance(value, SceneStyle):
+            return value
+        unknown = set(value) - {"hands", "max_tilt_deg", "background"}
+        if unknown:
+            raise ValueError(
+                f"unknown synthetic style field(s) {sorted(unknown)}; valid: hands, max_tilt_deg, background"
+            )
+        return cls(**value)
+
+    def rotation(self, rng: np.random.Generator) -> np.ndarray:
+        """A hand orientation drawn as this style says."""
+        return random_rotation(rng) if self.max_tilt_deg >= 180.0 else tilted_rotation(rng, self.max_tilt_deg)
+
+
+def _place_hand(
+    rng: np.random.Generator,
+    hand_frame: np.ndarray,
+    K: np.ndarray,
+    size: int,
+    centre_px: np.ndarray,
+    style: SceneStyle,
+):
     """Rotate a hand randomly and put its wrist 250-700 mm away so that its centre lands near ``centre_px``."""
     for _ in range(20):
-        rotation = random_rotation(rng)
+        rotation = style.rotation(rng)
         rotated = hand_frame @ rotation.T
         z = float(rng.uniform(250, 700))
         centroid = rotated.mean(axis=0)
@@ -65,8 +122,16 @@ def _offscreen(joints: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:
     return shifted
 
 
-def render_sample(seed: int, split: str, index: int, two_hand_fraction: float, size: int = IMAGE_SIZE):
+def render_sample(
+    seed: int,
+    split: str,
+    index: int,
+    two_hand_fraction: float,
+    size: int = IMAGE_SIZE,
+    style: SceneStyle | None = None,
+):
     """One sample: (colour RGB uint8, mask uint8, depth metres, annotation dict in RHD's native order)."""
+    style = style or SceneStyle()
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     f = float(rng.uniform(250, 320))
     K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1]])
@@ -83,16 +148,18 @@ def render_sample(seed: int, split: str, index: int, two_hand_fraction: float, s
                 centre = np.array([size * (0.65 if hand == RIGHT else 0.35), size / 2]) + rng.normal(0, 20, 2)
             else:
                 centre = size / 2 + rng.normal(0, 25, 2)
-            cam, rotation = _place_hand(rng, pose, K, size, centre)
+            cam, rotation = _place_hand(rng, pose, K, size, centre, style)
             skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
             forearm = -rotation[:, 1]  # away from the fingers (the hand frame's −y axis)
             scale = float(np.linalg.norm(pose[9] - pose[0]) / 93.0)
-            prims += hand_primitives(cam, hand, K, skin.astype(np.float32), scale, forearm, rotation[:, 2])
+            prims += hand_primitives(
+                cam, hand, K, skin.astype(np.float32), scale, forearm, rotation[:, 2], glove=style.hands == "glove"
+            )
         else:
-            cam, _ = _place_hand(rng, pose, K, size, np.array([size / 2, size / 2]))
+            cam, _ = _place_hand(rng, pose, K, size, np.array([size / 2, size / 2]), style)
             cam = _offscreen(cam, K, size)
         joints[hand_slice(hand)] = cam
-    color, mask, depth = draw(background(rng, size), prims, rng)
+    color, mask, depth = draw(background(rng, size, plain=style.background == "plain"), prims, rng)
 
     uv = project(joints, K)
     vis = np.zeros(len(joints), np.float32)
@@ -112,9 +179,9 @@ def render_sample(seed: int, split: str, index: int, two_hand_fraction: float, s
     return color, mask, depth, annotation
 
 
-def _write_one(args: tuple[Path, int, str, int, float, int]) -> tuple[int, dict[str, np.ndarray]]:
-    folder, seed, split, index, two_hand_fraction, size = args
-    color, mask, depth, annotation = render_sample(seed, split, index, two_hand_fraction, size)
+def _write_one(args: tuple[Path, int, str, int, float, int, SceneStyle]) -> tuple[int, dict[str, np.ndarray]]:
+    folder, seed, split, index, two_hand_fraction, size, style = args
+    color, mask, depth, annotation = render_sample(seed, split, index, two_hand_fraction, size, style)
     name = f"{index:05d}.png"
     cv2.imwrite(str(folder / "color" / name), cv2.cvtColor(color, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(folder / "mask" / name), mask)
@@ -122,8 +189,10 @@ def _write_one(args: tuple[Path, int, str, int, float, int]) -> tuple[int, dict[
     return index, annotation
 
 
-def _meta(num_train: int, num_eval: int, seed: int, two_hand_fraction: float, image_size: int) -> dict[str, Any]:
-    return {
+def _meta(
+    num_train: int, num_eval: int, seed: int, two_hand_fraction: float, image_size: int, style: SceneStyle
+) -> dict[str, Any]:
+    meta = {
         "generator": "internet_plus.data.synthetic",
         "format_version": FORMAT_VERSION,
         "num_train": num_train,
@@ -132,6 +201,9 @@ def _meta(num_train: int, num_eval: int, seed: int, two_hand_fraction: float, im
         "two_hand_fraction": two_hand_fraction,
         "image_size": image_size,
     }
+    if style != SceneStyle():  # the default style adds no key: sets made before styles existed stay valid
+        meta["style"] = asdict(style)
+    return meta
 
 
 def read_meta(root: str | Path) -> dict[str, Any] | None:
@@ -154,15 +226,18 @@ def generate_rhd_dataset(
     image_size: int = IMAGE_SIZE,
     workers: int = 1,
     overwrite: bool = False,
+    style: SceneStyle | dict[str, Any] | None = None,
 ) -> Path:
     """Write (or reuse) a synthetic RHD-format data set at ``root``; returns ``root``.
 
     An existing complete set with the same parameters is reused. A folder this generator made (it holds
     ``training/`` or ``evaluation/`` from an interrupted run, or a set with other parameters) is regenerated;
-    any other non-empty folder is refused, so nothing a user made is overwritten.
+    any other non-empty folder is refused, so nothing a user made is overwritten. ``style``: :class:`SceneStyle`
+    (or a dict of its fields); recorded in ``synthetic_meta.json`` when it is not the default.
     """
     root = Path(root).expanduser()
-    wanted = _meta(num_train, num_eval, seed, two_hand_fraction, image_size)
+    style = SceneStyle.of(style)
+    wanted = _meta(num_train, num_eval, seed, two_hand_fraction, image_size, style)
     existing = read_meta(root)
     if existing == wanted and not overwrite:
         return root
@@ -181,7 +256,7 @@ def generate_rhd_dataset(
         folder = root / split
         for sub in ("color", "mask", "depth"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        jobs = [(folder, seed, split, i, two_hand_fraction, image_size) for i in range(count)]
+        jobs = [(folder, seed, split, i, two_hand_fraction, image_size, style) for i in range(count)]
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
                 results = list(pool.map(_write_one, jobs, chunksize=16))

@@ -158,6 +158,19 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     )
 
 
+def tilted_rotation(rng: np.random.Generator, max_tilt_deg: float) -> np.ndarray:
+    """A rotation that keeps the hand roughly facing the camera: the in-plane angle (about the camera's optical
+    axis) is uniform, the out-of-plane tilts about the camera's x and y axes are uniform in ±``max_tilt_deg``, and
+    half of the hands are turned 180° about their long axis (palm side towards the camera instead of the back)."""
+    theta = rng.uniform(-np.pi, np.pi)
+    a, b = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg, 2))
+    in_plane = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    tilt_x = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    tilt_y = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    turn = np.diag([-1.0, 1.0, -1.0]) if rng.random() < 0.5 else np.eye(3)
+    return in_plane @ tilt_x @ tilt_y @ turn
+
+
 def mirror_to_left(joints_right: np.ndarray) -> np.ndarray:
     """The left hand whose hand-frame joints mirror a right hand's (x → −x)."""
     out = np.array(joints_right, dtype=float, copy=True)

@@ -40,8 +40,20 @@ def project(points_mm: np.ndarray, K: np.ndarray) -> np.ndarray:
     return uvw[:, :2] / uvw[:, 2:3]
 
 
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A varied RGB background: smooth coloured noise or a gradient, with random clutter shapes."""
+#: Colour-glove colours (RGB; Wang and Popović, "Real-time hand-tracking with a color glove", SIGGRAPH 2009): thumb,
+#: index, middle, ring, little finger, then the palm.
+GLOVE_COLORS = np.array(
+    [[230, 40, 40], [40, 200, 40], [40, 80, 230], [230, 200, 30], [200, 40, 220], [235, 235, 235]], dtype=np.float32
+)
+
+
+def background(rng: np.random.Generator, size: int, plain: bool = False) -> np.ndarray:
+    """A varied RGB background: smooth coloured noise or a gradient, with random clutter shapes; ``plain``: one
+    random colour with mild noise."""
+    if plain:
+        img = np.full((size, size, 3), rng.uniform(60, 200, 3), dtype=np.float32)
+        noise = rng.normal(0, 4, (size // 4, size // 4, 1)).astype(np.float32)
+        return np.clip(img + cv2.resize(noise, (size, size))[..., None], 0, 255)
     kind = rng.integers(3)
     if kind == 0:
         cells = int(rng.integers(2, 9))
@@ -83,17 +95,22 @@ def hand_primitives(
     scale: float,
     forearm_dir: np.ndarray,
     palm_normal: np.ndarray,
+    glove: bool = False,
 ) -> list[Primitive]:
     """Primitives of one hand (21×3 camera mm, project order); ``hand`` 0 right / 1 left for the mask ids.
 
     ``palm_normal`` (camera frame, out of the palm) decides which side the camera sees: the palmar side is drawn
     lighter, the dorsal side darker and with fingernails, so that the image shows the hand's side (without this cue
     a mirrored right hand seen from the back is the same picture as a left hand seen from the front).
+    ``glove``: each finger and the palm get their own :data:`GLOVE_COLORS` (still tinted by the visible side) and
+    there are no fingernails.
     """
     uv = project(joints_cam, K)
     f = float(K[0, 0])
     palm_visible = float(palm_normal @ -joints_cam[0]) > 0
-    skin = skin * (PALMAR_TINT if palm_visible else DORSAL_TINT)
+    tint = PALMAR_TINT if palm_visible else DORSAL_TINT
+    skin = skin * tint
+    finger_colors = GLOVE_COLORS[:5] * tint if glove else [skin] * 5
     prims: list[Primitive] = []
     # Palm: wrist, the two sides of the wrist, the digit bases.
     bases = joints_cam[[1, 5, 9, 13, 17]]
@@ -105,7 +122,7 @@ def hand_primitives(
         Primitive(
             float(palm3d[:, 2].mean()) + 5,
             segment_mask_id(hand, None),
-            skin,
+            GLOVE_COLORS[5] * tint if glove else skin,
             polygon=cv2.convexHull(palm_uv.astype(np.float32)).reshape(-1, 2),
         )
     )
@@ -130,11 +147,11 @@ def hand_primitives(
                 Primitive(
                     float((za + zb) / 2),
                     segment_mask_id(hand, d, segment_from_tip=2 - s),
-                    skin,
+                    finger_colors[d],
                     capsule=(uv[a], uv[b], radii[s] * f / za, radii[s + 1] * f / zb),
                 )
             )
-        if not palm_visible:  # a fingernail on the distal segment, just in front of it
+        if not palm_visible and not glove:  # a fingernail on the distal segment, just in front of it
             tip, dip = joints_cam[chain[3]], joints_cam[chain[2]]
             nail_base = dip + 0.45 * (tip - dip)
             r = 0.55 * radii[3] * f / tip[2]
