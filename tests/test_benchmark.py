@@ -76,3 +76,14 @@ def test_tiny_benchmark_with_inference_optimizations(tmp_path: Path) -> None:
     inference = report["results"]["internet_plus"]["inference"]
     assert all(entry["images_per_s"] > 0 for entry in inference.values())
     assert "first_pass_s" not in inference["1"]  # only compiled runs report a compilation pass
+
+
+def test_training_only_benchmark_reports_training_and_tensor_peak(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["--tiny", "--no-inference", "--keep-freed-memory", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["batch_sizes"] == [] and report["config"]["keep_freed_memory"] is True
+    for res in report["results"].values():
+        assert res["inference"] == {}
+        # The tensor meter counts at least the heatmap volume and its gradient (2 × 42×16×16×16 floats at 64 px).
+        assert res["train"]["peak_memory_mib"] > 2 * 2 * 42 * 16**3 * 4 / 2**20

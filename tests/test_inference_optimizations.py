@@ -9,6 +9,7 @@ from torch import nn
 
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import (
+    GemmConvTranspose2d,
     MergedHeatmapBranches,
     fold_batchnorm,
     merge_heatmap_branches,
@@ -128,6 +129,37 @@ def test_optimize_for_inference_keeps_outputs_and_the_original(backbone: str, im
     assert next(m for m in fast.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(
         memory_format=torch.channels_last
     )
+    assert isinstance(fast.posenet.merged_heatmaps.layers[0], GemmConvTranspose2d)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "bias", "channels_last"),
+    [
+        (4, 2, 1, False, True),
+        (4, 2, 1, True, False),
+        (3, 1, 1, True, True),
+        (2, 2, 0, False, False),
+        (5, 3, 2, True, True),
+    ],
+)
+def test_gemm_conv_transpose_equals_conv_transpose(
+    kernel: int, stride: int, padding: int, bias: bool, channels_last: bool
+) -> None:
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(24, 10, kernel, stride=stride, padding=padding, bias=bias)
+    x = torch.randn(3, 24, 5, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want = deconv(x)
+        got = GemmConvTranspose2d(deconv)(x)
+    assert got.shape == want.shape
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+def test_gemm_conv_transpose_refuses_what_it_cannot_compute() -> None:
+    with pytest.raises(ValueError, match="groups=1"):
+        GemmConvTranspose2d(nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1, groups=2))
 
 
 @pytest.mark.slow

@@ -10,9 +10,10 @@ feature extractor + PoseNet) as :class:`~internet_plus.lit_module.HandPoseModule
   ``--warmup`` untimed passes, then the median of ``--repeats`` timed passes;
 * training time per iteration (Table 3): forward + InterNet's loss (``HandPoseModule.criterion``) + backward + an
   AdamW step on a synthetic batch with every key the loss reads; warm-up and median as above;
-* peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the peak resident set size above the
-  pre-measurement RSS, sampled from ``/proc/self/statm`` every 2 ms by a background thread (``resource.getrusage``'s
-  ``ru_maxrss`` is a process-lifetime high-water mark and would hide every model after the largest);
+* peak memory (:class:`PeakMemory`): on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the peak of live
+  tensor storage over one extra pass, counted per operator (independent of the allocator);
+* ``--optimize`` / ``--compile``: inference on the rewritten copy of :mod:`internet_plus.models.inference`
+  (issue #8), with freed memory kept in the process (:mod:`internet_plus.utils.allocator`);
 * the machine's float32 matmul rate (GFLOP/s, median of repeats), each model's FLOP-bound throughput (that rate
   divided by the model's FLOPs per image) and the achieved fraction of it.
 
@@ -27,12 +28,9 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import optimize_for_inference
+from internet_plus.models.loss_memory import TensorMemoryMeter
 from internet_plus.models.summary import BACKBONE_VARIANTS, count_parameters, mebibytes
+from internet_plus.utils.allocator import keep_freed_memory
 
 #: The paper's figures (InterNet+ paper, Table 3 and Table 4; measured on an NVIDIA GeForce RTX 2080Ti, §5.1).
 #: Table 3 "Total Parameters (M)" and "Parameters Size (MB)" are the feature extractor's (ResNet-50 for InterNet);
@@ -109,57 +109,38 @@ def cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 class PeakMemory:
-    """Peak memory of the code run inside ``track()``, in bytes (``peak``); ``method`` says how it was measured."""
+    """Peak memory of the code run by :meth:`measure`, in MiB; ``method`` says how it is measured.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` above the starting allocation. CPU: the peak of live tensor storage
+    bytes above the starting point, counted per ATen operator by
+    :class:`~internet_plus.models.loss_memory.TensorMemoryMeter` over one extra, untimed pass. (The resident set
+    size would depend on the allocator: with freed memory kept in the process, ``--optimize``, it never comes back
+    down, and a later model's peak would read as zero.) Compiled CPU code allocates its buffers outside the
+    dispatcher, so there the peak is not measured (``None``).
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.peak = 0
         if device.type == "cuda":
-            self.method = "torch.cuda.max_memory_allocated (after reset_peak_memory_stats)"
-        elif os.path.exists("/proc/self/statm"):
-            self.method = "CPU: peak RSS above the starting RSS, /proc/self/statm sampled every 2 ms"
+            self.method = "torch.cuda.max_memory_allocated above the starting allocation"
         else:
-            self.method = "CPU: resource.getrusage ru_maxrss delta (process high-water mark; 0 if not exceeded)"
+            self.method = "CPU: peak of live tensor storage above the start (TensorMemoryMeter, one untimed pass)"
 
-    @contextmanager
-    def track(self) -> Iterator[PeakMemory]:
-        """Measure the peak of the enclosed block into ``self.peak``."""
+    def measure(self, fn: Callable[[], Any], compiled: bool = False) -> float | None:
+        """Run ``fn`` once more and return its peak memory in MiB (``None``: compiled code on the CPU)."""
         if self.device.type == "cuda":
             _sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             base = torch.cuda.memory_allocated(self.device)
-            yield self
+            fn()
             _sync(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - base
-            return
-        if not os.path.exists("/proc/self/statm"):
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            yield self
-            self.peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
-            return
-        base = _rss_bytes()
-        peak = [base]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], _rss_bytes())
-                stop.wait(0.002)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            stop.set()
-            thread.join()
-            self.peak = max(peak[0], _rss_bytes()) - base
+            return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
+        if compiled:
+            return None
+        with TensorMemoryMeter() as meter:
+            fn()
+        return meter.peak / 2**20
 
 
 def matmul_gflops(device: torch.device, size: int, repeats: int, warmup: int = 1) -> float:
@@ -230,11 +211,13 @@ def benchmark_backbone(
     matmul_rate: float,
     optimize: bool = False,
     compile: bool = False,
+    measure_inference: bool = True,
 ) -> dict[str, Any]:
     """All measurements of one backbone variant (see the module docstring); a JSON-ready dict.
 
     ``optimize``: time inference on :func:`~internet_plus.models.inference.optimize_for_inference`'s copy (BN
-    folded, PoseNet's branches merged, channels-last);
+    folded, PoseNet's branches merged, its first deconvolution as a GEMM, channels-last), with freed memory kept
+    in the process (:func:`~internet_plus.utils.allocator.keep_freed_memory`; from then on for the whole run);
     ``compile``: that copy compiled by ``torch.compile`` (the first pass of each batch size, the compilation, is an
     extra untimed warm-up; its time is reported). Training is always timed on the plain model.
     """
@@ -252,7 +235,7 @@ def benchmark_backbone(
     infer_model: torch.nn.Module = model
     if optimize or compile:
         infer_model = optimize_for_inference(model, compile=compile)
-    for bs in batch_sizes:
+    for bs in batch_sizes if measure_inference else ():
         images = torch.rand(bs, 3, input_size, input_size, device=device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -267,8 +250,7 @@ def benchmark_backbone(
             infer()
             _sync(device)
             compile_s = time.perf_counter() - start
-        with tracker.track():
-            times = _timed(infer, device, warmup, repeats)
+        times = _timed(infer, device, warmup, repeats)
         median = statistics.median(times)
         throughput = bs / median
         inference[str(bs)] = {
@@ -276,7 +258,7 @@ def benchmark_backbone(
             "median_s": median,
             "times_s": times,
             "flop_bound_fraction": throughput / bound,
-            "peak_memory_mib": tracker.peak / 2**20,
+            "peak_memory_mib": tracker.measure(infer, compiled=compile),
             **({"first_pass_s": compile_s} if compile_s is not None else {}),
         }
     infer_model = model  # release the inference copy before training is measured
@@ -297,8 +279,8 @@ def benchmark_backbone(
         scaler.update()
         losses.append(float(loss.detach()))
 
-    with tracker.track():
-        train_times = _timed(train_step, device, warmup, repeats)
+    train_times = _timed(train_step, device, warmup, repeats)
+    train_peak = tracker.measure(train_step)
     train_median = statistics.median(train_times)
     result = {
         "label": LABELS.get(backbone, backbone),
@@ -315,7 +297,7 @@ def benchmark_backbone(
             "time_per_iteration_s": train_median,
             "times_s": train_times,
             "images_per_s": train_batch_size / train_median,
-            "peak_memory_mib": tracker.peak / 2**20,
+            "peak_memory_mib": train_peak,
             "losses": losses,
         },
     }
@@ -480,6 +462,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if args.keep_freed_memory or args.optimize or args.compile:
+        keep_freed_memory()
     train_batch_size = args.train_batch_size or (16 if device.type == "cuda" else 8)
     matmul_size = 512 if args.tiny else (8192 if device.type == "cuda" else 2048)
     rate = matmul_gflops(device, matmul_size, max(args.repeats, 3))
@@ -494,6 +478,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "channels_last": args.channels_last,
         "optimize": args.optimize,
         "compile": args.compile,
+        "keep_freed_memory": args.keep_freed_memory or args.optimize or args.compile,
+        "inference": not args.no_inference,
         "amp": args.amp,
         "amp_dtype": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
         "train_batch_size": train_batch_size,
@@ -526,6 +512,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             matmul_rate=rate,
             optimize=args.optimize,
             compile=args.compile,
+            measure_inference=not args.no_inference,
         )
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the finished model is unreferenced now
@@ -562,9 +549,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--optimize",
         action="store_true",
-        help="inference on optimize_for_inference's copy: BN folded, PoseNet branches merged, channels-last",
+        help="inference on optimize_for_inference's copy (BN folded, PoseNet branches merged, first deconvolution as a "
+        "GEMM, channels-last), freed memory kept in the process",
     )
     parser.add_argument("--compile", action="store_true", help="--optimize plus torch.compile (inference only)")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="keep freed memory in the process (glibc mallopt; implied by --optimize and --compile)",
+    )
+    parser.add_argument("--no-inference", action="store_true", help="measure training only")
     parser.add_argument("--tiny", action="store_true", help="input 64, batches 1,2, 1 repeat, no warm-up, 2 models")
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = parser.parse_args(argv)
@@ -572,6 +566,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.input_size, args.batch_sizes, args.repeats, args.warmup = 64, [1, 2], 1, 0
         args.backbones = [b for b in args.backbones if b in TINY_BACKBONES] or list(TINY_BACKBONES)
         args.train_batch_size = args.train_batch_size or 2
+    if args.no_inference:
+        args.batch_sizes = []
     if args.input_size < 32 or args.input_size % 32:
         parser.error(f"--input-size must be a positive multiple of 32, got {args.input_size}")
     if args.repeats < 1 or args.warmup < 0:

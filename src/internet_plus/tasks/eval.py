@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.tasks.common import finish_wandb, format_metrics_table, instantiate_loggers, write_metrics_json
+from internet_plus.utils.allocator import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    if cfg.get("keep_freed_memory", True):
+        keep_freed_memory()  # utils/allocator.py: big per-step tensors reuse memory instead of page-faulting
     L.seed_everything(cfg.seed, workers=True)
     model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     input_size = model.codec.input_size

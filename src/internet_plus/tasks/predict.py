@@ -57,6 +57,8 @@ from internet_plus.data.transforms import AugParams, crop_affine, process_bbox, 
 from internet_plus.joints import BONES, HAND_NAMES, JOINT_NAMES, JOINTS_PER_HAND, NUM_JOINTS, hand_slice
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.metrics.pose import root_relative
+from internet_plus.models.inference import optimize_for_inference
+from internet_plus.utils.allocator import keep_freed_memory
 from internet_plus.visualize import HAND_COLORS, draw_skeleton
 
 __all__ = [
@@ -470,6 +472,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     model.eval().to(device)
+    if cfg.get("optimize", True):  # the exact inference rewrites of models/inference.py (issue #8)
+        keep_freed_memory()
+        model = optimize_for_inference(model)  # type: ignore[assignment]
     input_size = int(model.codec.input_size)
     root_depth = float(cfg.get("root_depth_mm", 500.0))
     threshold = float(cfg.get("hand_threshold", 0.5))

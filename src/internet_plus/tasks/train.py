@@ -30,6 +30,7 @@ from internet_plus.tasks.common import (
     write_metrics_json,
 )
 from internet_plus.tasks.resume import resolve_resume
+from internet_plus.utils.allocator import keep_freed_memory
 from internet_plus.wandb_dashboard import dashboard_callbacks
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Train (and test) as configured; returns the test metrics (``test/<name>`` → value)."""
     check_launch_mode(cfg)
     resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
+    if cfg.get("keep_freed_memory", True):
+        keep_freed_memory()  # utils/allocator.py: big per-step tensors reuse memory instead of page-faulting
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
 
