@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -43,6 +42,7 @@ from internet_plus.models.inference import optimize_for_inference
 from internet_plus.models.loss_memory import TensorMemoryMeter
 from internet_plus.models.summary import BACKBONE_VARIANTS, count_parameters, mebibytes
 from internet_plus.utils.allocator import keep_freed_memory
+from internet_plus.utils.reports import write_json_report
 
 #: The paper's figures (InterNet+ paper, Table 3 and Table 4; measured on an NVIDIA GeForce RTX 2080Ti, §5.1).
 #: Table 3 "Total Parameters (M)" and "Parameters Size (MB)" are the feature extractor's (ResNet-50 for InterNet);
@@ -582,9 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     report = run_benchmark(args)
     print(format_report(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if write_json_report(args.json, report) is not None:
         print(f"\nwrote {args.json}")
     return 0
 

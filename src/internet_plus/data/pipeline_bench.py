@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -45,6 +44,7 @@ import torch
 
 from internet_plus.data import transforms
 from internet_plus.data.base_dataset import HandPoseDataset
+from internet_plus.utils.reports import write_json_report
 
 __all__ = [
     "TARGET_SAMPLES_PER_S",
@@ -258,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run_bench(args.samples, args.tree_size, args.input_size, warmup=args.warmup)
     print(format_table(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_report(args.json, result)
     return 0
 
 

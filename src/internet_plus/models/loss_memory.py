@@ -31,7 +31,6 @@ prints the table (and writes the numbers as JSON).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from internet_plus.models.codec import HeatmapCodec
+from internet_plus.utils.reports import write_json_report
 
 __all__ = ["TensorMemoryMeter", "compare_loss_memory", "loss_peak_memory", "main"]
 
@@ -205,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     codec = HeatmapCodec(input_size=4 * args.heatmap_size, heatmap_size=args.heatmap_size, depth_bins=args.depth_bins)
     result = compare_loss_memory(codec, args.batch_size, num_joints=args.num_joints, seed=args.seed)
     print(format_table(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_report(args.json, result)
     return 0
 
 
