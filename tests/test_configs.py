@@ -6,6 +6,7 @@ from pathlib import Path
 
 import hydra
 import pytest
+import torch
 from conftest import CONF_DIR, TINY, compose_config
 
 BACKBONES = sorted(p.stem for p in (CONF_DIR / "backbone").glob("*.yaml"))
@@ -85,6 +86,7 @@ def test_every_optimizer_builds(optimizer: str, tmp_path: Path) -> None:
     conf = model.configure_optimizers()
     opt = conf["optimizer"]
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert opt.param_groups[0]["fused"] is True  # the fused step (performance issue); equal to the for-each one below
     sched = conf["lr_scheduler"]["scheduler"]
     expected = {
         "adamw_cosine": ("CosineAnnealingWarmRestarts", None),
@@ -94,6 +96,27 @@ def test_every_optimizer_builds(optimizer: str, tmp_path: Path) -> None:
     assert type(sched).__name__ == expected[0]
     if expected[1] is not None:
         assert dict(sched.milestones) == expected[1]
+
+
+@pytest.mark.parametrize("target", ["torch.optim.AdamW", "torch.optim.Adam"])
+def test_fused_optimizer_step_equals_the_for_each_step(target: str) -> None:
+    """conf/optimizer uses fused=True for speed; five steps must give the for-each implementation's parameters."""
+    optimizer_class = hydra.utils.get_class(target)
+    g = torch.Generator().manual_seed(3)
+    start = [torch.randn(64, 32, generator=g), torch.randn(300, generator=g)]
+    grads = [[torch.randn(p.shape, generator=g) for p in start] for _ in range(5)]
+    results = []
+    for fused in (True, False):
+        params = [p.clone().requires_grad_(True) for p in start]
+        opt = optimizer_class(params, lr=1e-2, weight_decay=1e-2, fused=fused, foreach=None if fused else True)
+        for step_grads in grads:
+            for p, grad in zip(params, step_grads, strict=True):
+                p.grad = grad.clone()
+            opt.step()
+        results.append(params)
+    for start_param, fused_param, foreach_param in zip(start, *results, strict=True):
+        assert (fused_param - start_param).abs().mean() > 1e-3  # the steps moved the parameters
+        torch.testing.assert_close(fused_param, foreach_param, rtol=1e-6, atol=1e-7)
 
 
 def test_paper_scheduler_is_cosine_with_warm_restarts(tmp_path: Path) -> None:

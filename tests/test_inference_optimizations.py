@@ -9,12 +9,12 @@ from torch import nn
 
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import (
-    GemmConvTranspose2d,
     MergedHeatmapBranches,
     fold_batchnorm,
     merge_heatmap_branches,
     optimize_for_inference,
 )
+from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d
 
 INPUT = 64
 
@@ -132,34 +132,17 @@ def test_optimize_for_inference_keeps_outputs_and_the_original(backbone: str, im
     assert isinstance(fast.posenet.merged_heatmaps.layers[0], GemmConvTranspose2d)
 
 
-@pytest.mark.parametrize(
-    ("kernel", "stride", "padding", "bias", "channels_last"),
-    [
-        (4, 2, 1, False, True),
-        (4, 2, 1, True, False),
-        (3, 1, 1, True, True),
-        (2, 2, 0, False, False),
-        (5, 3, 2, True, True),
-    ],
-)
-def test_gemm_conv_transpose_equals_conv_transpose(
-    kernel: int, stride: int, padding: int, bias: bool, channels_last: bool
-) -> None:
-    torch.manual_seed(0)
-    deconv = nn.ConvTranspose2d(24, 10, kernel, stride=stride, padding=padding, bias=bias)
-    x = torch.randn(3, 24, 5, 7)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        want = deconv(x)
-        got = GemmConvTranspose2d(deconv)(x)
-    assert got.shape == want.shape
-    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
-
-
-def test_gemm_conv_transpose_refuses_what_it_cannot_compute() -> None:
-    with pytest.raises(ValueError, match="groups=1"):
-        GemmConvTranspose2d(nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1, groups=2))
+def test_optimize_for_inference_can_put_back_the_plain_first_deconvolution(images: torch.Tensor) -> None:
+    """``gemm_first_deconv=False`` (used to measure the rewrite) swaps oneDNN's kernel in and keeps the outputs."""
+    model = _model(BACKBONES["internet_plus"])
+    want = _outputs(model, images)
+    fast = optimize_for_inference(model, gemm_first_deconv=False)
+    first = fast.posenet.merged_heatmaps.layers[0]
+    assert type(first) is nn.ConvTranspose2d
+    _assert_close(_outputs(fast, images), want)
+    # the channels-last conversion leaves the GEMM layer's weight readable as a matrix without a copy
+    fast_gemm = optimize_for_inference(model)
+    assert fast_gemm.posenet.merged_heatmaps.layers[0].weight.is_contiguous()
 
 
 @pytest.mark.slow

@@ -8,8 +8,9 @@ feature extractor + PoseNet) as :class:`~internet_plus.lit_module.HandPoseModule
   2 × multiply-accumulates, as that counter counts; convolutions, transposed convolutions and matmuls only);
 * inference throughput in images/s at each batch size (Table 4): eval mode under ``torch.inference_mode()``,
   ``--warmup`` untimed passes, then the median of ``--repeats`` timed passes;
-* training time per iteration (Table 3): forward + InterNet's loss (``HandPoseModule.criterion``) + backward + an
-  AdamW step on a synthetic batch with every key the loss reads; warm-up and median as above;
+* training time per iteration (Table 3): forward + InterNet's loss (``HandPoseModule.criterion``) + backward + a
+  fused AdamW step (as ``conf/optimizer`` trains) on a synthetic batch with every key the loss reads; warm-up and
+  median as above;
 * peak memory (:class:`PeakMemory`): on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the peak of live
   tensor storage over one extra pass, counted per operator (independent of the allocator);
 * ``--optimize`` / ``--compile``: inference on the rewritten copy of :mod:`internet_plus.models.inference`
@@ -264,7 +265,7 @@ def benchmark_backbone(
     infer_model = model  # release the inference copy before training is measured
 
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as conf/optimizer trains
     scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     batch = synthetic_batch(train_batch_size, input_size, device)
     losses: list[float] = []

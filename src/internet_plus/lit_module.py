@@ -80,7 +80,7 @@ class HandPoseModule(L.LightningModule):
         self.codec = HeatmapCodec(**(codec or {}))
         self._check_geometry()
         self.criterion = InterNetLoss(self.codec, **(loss or {}))
-        self.optimizer_cfg = optimizer or {"_target_": "torch.optim.AdamW", "lr": 1e-4}
+        self.optimizer_cfg = optimizer or {"_target_": "torch.optim.AdamW", "lr": 1e-4, "fused": True}
         self.scheduler_cfg = scheduler
         self.input_norm = input_norm
         self.channels_last = channels_last

@@ -14,10 +14,12 @@ forward pass gives the same outputs up to floating-point rounding, faster:
   (the two weights side by side), the other layers are grouped convolutions with 2 groups (one per hand), and the
   heatmap volume comes out of the last grouped 1×1 convolution already in place: no concatenation, and half the
   number of kernel calls, each twice as wide.
-* **The first deconvolution as one matrix product and a col2im** (:class:`GemmConvTranspose2d`). PoseNet's first
-  deconvolution reads 2048 channels on an 8×8 map: oneDNN's transposed convolution runs it at ~40 % of the
-  machine's matmul rate on the CPU, while the same layer written as ``X (B·h·w × C) @ W (C × C_out·16)`` followed by
-  ``F.fold`` (scatter-adding the 4×4 patches into the 16×16 output) runs at ~75 % (measured, batch 8).
+* **The first deconvolution as one matrix product and a col2im**
+  (:class:`~internet_plus.models.layers.gemm_deconv.GemmConvTranspose2d`). PoseNet's first deconvolution reads 2048
+  channels on an 8×8 map: oneDNN's transposed convolution runs it at ~40 % of the machine's matmul rate on the CPU,
+  while the same layer written as ``X (B·h·w × C) @ W (C × C_out·16)`` followed by ``F.fold`` (scatter-adding the
+  4×4 patches into the 16×16 output) runs at ~75 % (measured, batch 8). PoseNet is built with it (training uses it
+  too); the merged branches keep it, and ``gemm_first_deconv=False`` swaps oneDNN's kernel back in.
 * **Channels-last memory format** (NHWC), which oneDNN's depthwise and 1×1 convolutions prefer on the CPU and
   tensor cores prefer on the GPU.
 * optionally **``torch.compile``**, which fuses the chains of element-wise operations (hard-swish, coordinate
@@ -34,9 +36,10 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d, as_plain_deconv
 
 if TYPE_CHECKING:
     from internet_plus.lit_module import HandPoseModule
@@ -137,7 +140,9 @@ def _merge_layer(right: nn.Module, left: nn.Module, grouped: bool) -> nn.Module:
         else:
             weight = torch.cat([right.weight, left.weight], dim=1)
             in_ch, groups = right.in_channels, 1
-        merged_t = nn.ConvTranspose2d(
+        # The shared-input first deconvolution keeps its class (GEMM + col2im on the CPU); grouped ones are oneDNN's.
+        merged_class = nn.ConvTranspose2d if grouped else type(right)
+        merged_t = merged_class(
             in_ch,
             right.out_channels + left.out_channels,
             right.kernel_size,  # type: ignore[arg-type]
@@ -170,40 +175,6 @@ def _merge_layer(right: nn.Module, left: nn.Module, grouped: bool) -> nn.Module:
     raise ValueError(f"no rule to merge a {type(right).__name__} layer of the heatmap branches")
 
 
-class GemmConvTranspose2d(nn.Module):
-    """A transposed convolution (groups 1, no dilation) computed as one matrix product plus ``F.fold`` (col2im).
-
-    A transposed convolution scatters, for every input pixel, the product of its C input values with the
-    C × C_out·k·k weight into a k×k output patch at ``stride × position − padding``; summing the overlapping patches
-    is exactly ``F.fold``. The result equals ``conv_transpose2d`` up to floating-point summation order.
-    """
-
-    def __init__(self, deconv: nn.ConvTranspose2d) -> None:
-        super().__init__()
-        if deconv.groups != 1 or deconv.dilation != (1, 1) or deconv.output_padding != (0, 0):
-            raise ValueError("GemmConvTranspose2d needs groups=1, dilation 1 and no output padding")
-        self.in_channels, self.out_channels = deconv.in_channels, deconv.out_channels
-        self.kernel_size, self.stride, self.padding = deconv.kernel_size, deconv.stride, deconv.padding
-        k_h, k_w = self.kernel_size
-        self.register_buffer("weight_matrix", deconv.weight.detach().reshape(self.in_channels, -1).clone())
-        bias = deconv.bias.detach().clone() if deconv.bias is not None else None
-        self.register_buffer("bias", bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        b, c, h, w = x.shape
-        (k_h, k_w), (s_h, s_w), (p_h, p_w) = self.kernel_size, self.stride, self.padding
-        rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # free for a channels-last input
-        cols = (rows @ self.weight_matrix).view(b, h * w, -1).transpose(1, 2)
-        out_h, out_w = (h - 1) * s_h - 2 * p_h + k_h, (w - 1) * s_w - 2 * p_w + k_w
-        out = F.fold(cols, (out_h, out_w), (k_h, k_w), stride=(s_h, s_w), padding=(p_h, p_w))
-        if self.bias is not None:
-            out += self.bias.view(1, -1, 1, 1)
-        return out
-
-    def extra_repr(self) -> str:  # noqa: D102
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-
-
 def merge_heatmap_branches(posenet: PoseNet) -> None:
     """Replace PoseNet's two heatmap branches by one :class:`MergedHeatmapBranches`, in place."""
     assert posenet.right_hand is not None and posenet.left_hand is not None
@@ -212,13 +183,13 @@ def merge_heatmap_branches(posenet: PoseNet) -> None:
     posenet.left_hand = None
 
 
-def _first_deconv_as_gemm(posenet: PoseNet) -> None:
+def first_deconv_as_plain(posenet: PoseNet) -> None:
+    """PoseNet's first deconvolution back to oneDNN's transposed convolution (to measure what the GEMM buys)."""
     branches = [posenet.merged_heatmaps.layers] if posenet.merged_heatmaps is not None else []
     branches += [b for b in (posenet.right_hand, posenet.left_hand) if b is not None]
     for branch in branches:
-        first = branch[0]
-        if isinstance(first, nn.ConvTranspose2d) and first.groups == 1:
-            branch[0] = GemmConvTranspose2d(first)
+        if isinstance(branch[0], GemmConvTranspose2d):
+            branch[0] = as_plain_deconv(branch[0])
 
 
 def optimize_for_inference(
@@ -244,8 +215,8 @@ def optimize_for_inference(
         fold_batchnorm(fast)
     if merge_branches:
         merge_heatmap_branches(fast.posenet)
-    if gemm_first_deconv:
-        _first_deconv_as_gemm(fast.posenet)
+    if not gemm_first_deconv:
+        first_deconv_as_plain(fast.posenet)
     if channels_last:
         fast.channels_last = True
         fast.to(memory_format=torch.channels_last)
@@ -258,8 +229,8 @@ def optimize_for_inference(
 
 __all__ = [
     "ATTRIBUTE_PAIRS",
-    "GemmConvTranspose2d",
     "MergedHeatmapBranches",
+    "first_deconv_as_plain",
     "fold_batchnorm",
     "merge_heatmap_branches",
     "optimize_for_inference",

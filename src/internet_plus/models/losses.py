@@ -32,7 +32,7 @@ class InterNetLoss(nn.Module):
         codec: the :class:`HeatmapCodec` that encodes the targets (§4.2) and evaluates the heatmap MSE.
         weights: per-term weights, keys ``heatmap``, ``root``, ``handedness`` (missing keys default to 1).
         dense_heatmap: render the dense B×J×D×H×W target as InterNet does (:meth:`HeatmapCodec.heatmap_mse_dense`)
-            instead of the separable evaluation (:meth:`HeatmapCodec.heatmap_mse`, the default); same value, the
+            instead of the lean residual evaluation (:meth:`HeatmapCodec.heatmap_mse`, the default); same value, the
             dense path only costs memory.
 
     ``forward(outputs, batch)`` reads PoseNet's ``heatmaps`` (B×J×D×H×W), ``root_bins`` (B) and ``hand_logits`` (B×2),
