@@ -11,6 +11,7 @@ from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import (
     MergedHeatmapBranches,
     fold_batchnorm,
+    hoist_strides_into_projections,
     merge_heatmap_branches,
     optimize_for_inference,
 )
@@ -99,6 +100,39 @@ def test_merged_heatmap_branches_equal_the_concatenated_branches(images: torch.T
     swapped = MergedHeatmapBranches(posenet.left_hand, posenet.right_hand).eval()
     with torch.inference_mode():
         assert not torch.allclose(swapped(features), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("fold_first", [False, True])
+def test_hoisting_last_convs_stride_into_ir13s_projection_keeps_outputs(fold_first: bool, images: torch.Tensor) -> None:
+    """Table 1's Last Conv (1×1, stride 2) after IR13 (no shortcut): the projection computes only what it reads."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _model(BACKBONES["internet_plus"])
+    want = _outputs(model, images)
+
+    def flops(m: nn.Module) -> int:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            m.backbone(images)
+        return counter.get_total_flops()
+
+    before = flops(model)
+    if fold_first:
+        fold_batchnorm(model)
+    assert hoist_strides_into_projections(model) == 1
+    layers = model.backbone.layers
+    assert layers.inverted_residual_13.project[0].stride == (2, 2) and layers.last_conv[0].stride == (1, 1)
+    _assert_close(_outputs(model, images), want)
+    # 2880 -> 960 channels, 3 of every 4 positions of the 2×2 map (input 64) no longer computed
+    side = INPUT // 32 * 2
+    assert before - flops(model) == 2 * 2880 * 960 * (side * side - (side // 2) ** 2) * images.shape[0]
+
+
+def test_hoisting_strides_applies_only_where_it_is_exact() -> None:
+    ir12 = _model({"name": "internet_plus", "last_stride": "ir12"})
+    assert hoist_strides_into_projections(ir12) == 0  # the stride is in IR12's depthwise conv: nothing to move
+    assert hoist_strides_into_projections(_model(BACKBONES["resnet50"])) == 0
+    with pytest.raises(ValueError, match="eval mode"):
+        hoist_strides_into_projections(_model(BACKBONES["internet_plus"]).train())
 
 
 def test_merge_heatmap_branches_in_posenet(images: torch.Tensor) -> None:

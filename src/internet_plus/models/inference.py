@@ -8,6 +8,10 @@ forward pass gives the same outputs up to floating-point rounding, faster:
   transposed convolution in front of it (``torch.nn.utils.fusion.fuse_conv_bn_eval``). This covers every
   conv → BN pair of the InterNet+ feature extractor (Table 1 rows, the inverted residuals, coordinate attention's
   and Meta-ACON-C's 1×1 convolutions), of torchvision's ResNet-50 and of PoseNet's deconvolutions.
+* **Last Conv's stride moved into IR13's projection** (:func:`hoist_strides_into_projections`). Table 1 halves the
+  map in a 1×1 convolution with stride 2 right after a pointwise projection + BN, so the projection computed 3 of
+  every 4 of its outputs (8.5 GFLOPs per batch of 8) only for them to be skipped; with the stride moved, it computes
+  just the positions that are read. Exact in eval mode.
 * **PoseNet's two hand branches merged** (:class:`MergedHeatmapBranches`). InterNet runs the right- and the
   left-hand branch on the same features and concatenates their 21×64-channel outputs, a copy of the largest tensor
   of the whole network (42×64³ floats per image). Merged, the first deconvolution is one 2048 -> 512 deconvolution
@@ -40,6 +44,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d, as_plain_deconv
+from internet_plus.models.layers.inverted_residual import InvertedResidual
 
 if TYPE_CHECKING:
     from internet_plus.lit_module import HandPoseModule
@@ -87,6 +92,58 @@ def fold_batchnorm(module: nn.Module) -> int:
                 setattr(parent, bn_name, nn.Identity())
                 folded += 1
     return folded
+
+
+def _is_pointwise_conv(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.Conv2d)
+        and module.kernel_size == (1, 1)
+        and module.padding == (0, 0)
+        and module.dilation == (1, 1)
+        and module.stride == (1, 1)
+    )
+
+
+def hoist_strides_into_projections(module: nn.Module) -> int:
+    """Move a strided 1×1 convolution's stride back into the pointwise projection in front of it, in place.
+
+    Table 1 halves the map in "Last Conv", a 1×1 convolution with stride 2, right after Inverted Residual 13, whose
+    output is its 1×1 projection + BN (no shortcut: 480 -> 960 channels). Both are pointwise in eval mode, so
+    subsampling commutes with the projection: ``last(stride 2)(project(x)) = last(stride 1)(project(stride 2)(x))``,
+    exactly. The projection then computes the 8×8 positions Last Conv reads instead of all 16×16: 8.5 of the
+    extractor's 30 GFLOPs per batch of 8 were computed and thrown away. In training BN's batch statistics see every
+    position, so this is for eval-mode copies only. Returns how many strides were moved (1 for InterNet+ with
+    ``last_stride: last_conv``, 0 for ``ir12``, ResNet-50 and PoseNet).
+    """
+    if any(m.training for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
+        raise ValueError("hoist_strides_into_projections needs a module in eval mode (BN must be a fixed affine map)")
+    moved = 0
+    for parent in list(module.modules()):
+        if not isinstance(parent, nn.Sequential):
+            continue
+        children = list(parent)
+        for block, nxt in zip(children, children[1:], strict=False):
+            if not (isinstance(block, InvertedResidual) and not block.use_shortcut):
+                continue
+            tail = list(block.project)
+            if not (
+                tail
+                and _is_pointwise_conv(tail[0])
+                and all(isinstance(m, (nn.BatchNorm2d, nn.Identity)) for m in tail[1:])
+            ):
+                continue
+            first = nxt[0] if isinstance(nxt, nn.Sequential) and len(nxt) > 0 else nxt
+            if not (
+                isinstance(first, nn.Conv2d)
+                and first.kernel_size == (1, 1)
+                and first.padding == (0, 0)
+                and first.dilation == (1, 1)
+                and first.stride != (1, 1)
+            ):
+                continue
+            tail[0].stride, first.stride = first.stride, (1, 1)
+            moved += 1
+    return moved
 
 
 class MergedHeatmapBranches(nn.Module):
@@ -196,6 +253,7 @@ def optimize_for_inference(
     model: HandPoseModule,
     *,
     fold_bn: bool = True,
+    hoist_strides: bool = True,
     merge_branches: bool = True,
     gemm_first_deconv: bool = True,
     channels_last: bool = True,
@@ -213,6 +271,8 @@ def optimize_for_inference(
     fast = copy.deepcopy(model).eval()
     if fold_bn:
         fold_batchnorm(fast)
+    if hoist_strides:
+        hoist_strides_into_projections(fast)
     if merge_branches:
         merge_heatmap_branches(fast.posenet)
     if not gemm_first_deconv:
@@ -232,6 +292,7 @@ __all__ = [
     "MergedHeatmapBranches",
     "first_deconv_as_plain",
     "fold_batchnorm",
+    "hoist_strides_into_projections",
     "merge_heatmap_branches",
     "optimize_for_inference",
 ]
