@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from internet_plus.benchmark import PAPER, build_model, main, parse_args
+from internet_plus.benchmark import PAPER, PeakMemory, build_model, main, parse_args
 from internet_plus.models.summary import count_parameters, model_summary
 
 INTERNET_PLUS_FE = 11_103_221
@@ -87,3 +88,18 @@ def test_training_only_benchmark_reports_training_and_tensor_peak(tmp_path: Path
         assert res["inference"] == {}
         # The tensor meter counts at least the heatmap volume and its gradient (2 × 42×16×16×16 floats at 64 px).
         assert res["train"]["peak_memory_mib"] > 2 * 2 * 42 * 16**3 * 4 / 2**20
+
+
+def test_cpu_peak_memory_does_not_count_existing_tensors_seen_through_views() -> None:
+    """A step that reshapes a weight for a matrix product allocates only its product, not the weight again."""
+    weight = torch.randn(256, 1024)  # 1 MiB
+    x = torch.randn(8, 256)
+
+    def step() -> None:
+        x @ weight.view(256, 4, 256).reshape(256, 1024)  # views of the weight, then an 8×1024 product (32 KiB)
+
+    tracker = PeakMemory(torch.device("cpu"))
+    naive = tracker.measure(step)
+    assert naive is not None and naive >= 1.0  # the weight's storage, seen as an operator output, was counted
+    measured = tracker.measure(step, existing=[weight, x])
+    assert measured is not None and measured == pytest.approx(8 * 1024 * 4 / 2**20)

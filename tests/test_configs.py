@@ -119,6 +119,18 @@ def test_fused_optimizer_step_equals_the_for_each_step(target: str) -> None:
         torch.testing.assert_close(fused_param, foreach_param, rtol=1e-6, atol=1e-7)
 
 
+def test_fused_step_is_dropped_when_lightning_would_refuse_it(tmp_path: Path) -> None:
+    """Gradient clipping under mixed precision: Lightning refuses fused optimisers there, so for-each is used."""
+    import lightning as L
+
+    cfg = compose_config("train", [*TINY], tmp_path)
+    model = hydra.utils.instantiate(cfg.model)
+    model.trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=1.0, logger=False)
+    assert model.configure_optimizers()["optimizer"].param_groups[0]["fused"] is False
+    model.trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)
+    assert model.configure_optimizers()["optimizer"].param_groups[0]["fused"] is True
+
+
 def test_paper_scheduler_is_cosine_with_warm_restarts(tmp_path: Path) -> None:
     cfg = compose_config("train", [*TINY], tmp_path)
     conf = hydra.utils.instantiate(cfg.model).configure_optimizers()

@@ -30,7 +30,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +128,15 @@ class PeakMemory:
         else:
             self.method = "CPU: peak of live tensor storage above the start (TensorMemoryMeter, one untimed pass)"
 
-    def measure(self, fn: Callable[[], Any], compiled: bool = False) -> float | None:
-        """Run ``fn`` once more and return its peak memory in MiB (``None``: compiled code on the CPU)."""
+    def measure(
+        self, fn: Callable[[], Any], compiled: bool = False, existing: Iterable[torch.Tensor] = ()
+    ) -> float | None:
+        """Run ``fn`` once more and return its peak memory in MiB (``None``: compiled code on the CPU).
+
+        ``existing``: tensors alive before ``fn`` (the model's parameters and buffers, the optimiser's state). On the
+        CPU they are part of the starting point, so that an operator returning a view of one (a weight reshaped for
+        a matrix product) does not count its storage as new.
+        """
         if self.device.type == "cuda":
             _sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -139,9 +146,22 @@ class PeakMemory:
             return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
         if compiled:
             return None
-        with TensorMemoryMeter() as meter:
+        meter = TensorMemoryMeter()
+        meter.track(*existing)
+        start = meter.current
+        meter.peak = start
+        with meter:
             fn()
-        return meter.peak / 2**20
+        return (meter.peak - start) / 2**20
+
+
+def _state_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> list[torch.Tensor]:
+    """The tensors a step starts with: parameters, buffers, gradients and the optimiser's state."""
+    tensors = [*model.parameters(), *model.buffers()]
+    tensors += [p.grad for p in model.parameters() if p.grad is not None]
+    if optimizer is not None:
+        tensors += [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    return tensors
 
 
 def matmul_gflops(device: torch.device, size: int, repeats: int, warmup: int = 1) -> float:
@@ -259,7 +279,7 @@ def benchmark_backbone(
             "median_s": median,
             "times_s": times,
             "flop_bound_fraction": throughput / bound,
-            "peak_memory_mib": tracker.measure(infer, compiled=compile),
+            "peak_memory_mib": tracker.measure(infer, compiled=compile, existing=_state_tensors(infer_model)),
             **({"first_pass_s": compile_s} if compile_s is not None else {}),
         }
     infer_model = model  # release the inference copy before training is measured
@@ -281,7 +301,7 @@ def benchmark_backbone(
         losses.append(float(loss.detach()))
 
     train_times = _timed(train_step, device, warmup, repeats)
-    train_peak = tracker.measure(train_step)
+    train_peak = tracker.measure(train_step, existing=_state_tensors(model, optimizer))
     train_median = statistics.median(train_times)
     result = {
         "label": LABELS.get(backbone, backbone),

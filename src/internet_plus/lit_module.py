@@ -21,6 +21,7 @@ option (``conf/optimizer``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import hydra
@@ -35,6 +36,8 @@ from internet_plus.models.backbones import build_backbone
 from internet_plus.models.codec import HeatmapCodec
 from internet_plus.models.losses import InterNetLoss
 from internet_plus.models.posenet import PoseNet
+
+log = logging.getLogger(__name__)
 
 #: ImageNet statistics, for ``input_norm: imagenet`` (InterNet itself feeds RGB in [0, 1], issue #23).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -250,8 +253,18 @@ class HandPoseModule(L.LightningModule):
         return results
 
     # ------------------------------------------------------------------------------------------------ optimiser
+    def _clips_under_mixed_precision(self) -> bool:
+        trainer = self._trainer
+        return bool(trainer is not None and trainer.gradient_clip_val and "mixed" in str(trainer.precision))
+
     def configure_optimizers(self) -> Any:  # noqa: D102
-        optimizer = hydra.utils.instantiate(self.optimizer_cfg, params=self.parameters(), _convert_="all")
+        optimizer_cfg = dict(self.optimizer_cfg)
+        if optimizer_cfg.get("fused") and self._clips_under_mixed_precision():
+            # Lightning refuses to clip gradients with a fused optimiser under mixed precision (it unscales them
+            # inside its step); the for-each step computes the same update.
+            log.warning("model.optimizer.fused=true with gradient clipping under mixed precision: using fused=false")
+            optimizer_cfg["fused"] = False
+        optimizer = hydra.utils.instantiate(optimizer_cfg, params=self.parameters(), _convert_="all")
         if not self.scheduler_cfg:
             return optimizer
         cfg = dict(self.scheduler_cfg)
