@@ -51,11 +51,12 @@ export-onnx: install ## Export a checkpoint to ONNX with its decoding, checked w
 benchmark: install ## Tables 3 and 4 side by side: params, GFLOPs, images/s, s/iter, memory (ARGS="--backbones internet_plus,resnet50 --json out.json")
 	$(BIN)/python -m internet_plus.benchmark $(ARGS)
 
-perf: install ## The performance targets: optimized + compiled inference, training, loss memory, input pipeline (OUT=<dir>)
+perf: install ## The performance targets: compiled inference, training, loss memory, input pipeline, paired ratios (OUT=<dir>)
 	$(BIN)/python -m internet_plus.benchmark --backbones internet_plus,resnet50 --batch-sizes 1,8,32 --repeats 3 --compile $(if $(OUT),--json $(OUT)/inference.json)
 	$(BIN)/python -m internet_plus.benchmark --no-inference --keep-freed-memory --repeats 3 --warmup 1 $(if $(OUT),--json $(OUT)/training.json)
 	$(BIN)/python -m internet_plus.models.loss_memory --batch-size 16 $(if $(OUT),--json $(OUT)/loss_memory.json)
 	$(BIN)/python -m internet_plus.data.pipeline_bench --samples 300 $(if $(OUT),--json $(OUT)/pipeline.json)
+	$(BIN)/python experiments/performance/paired_ratios.py $(if $(OUT),--json $(OUT)/paired_ratios.json)
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check .

@@ -16,7 +16,8 @@ reports the median pair ratio with its range and each model's median speed.
 * Training: one step as ``train.py`` runs it (forward, InterNet's loss, backward, fused AdamW step), fp32, batch 8,
   two untimed steps of each model before the pairs.
 
-Freed memory is kept in the process (``utils/allocator.py``), as in training and ``--optimize``.
+Freed memory is kept in the process (``utils/allocator.py``), as in training and ``--optimize``. On a machine with a
+GPU everything runs there (CUDA-synchronised timing); the machine's name is in the report.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ NAMES = ("internet_plus", "resnet50")
 def _seconds(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -92,13 +95,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     keep_freed_memory()
-    cpu = torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     report: dict[str, Any] = {
         "machine": {
-            "cpu": cpu_name(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "matmul_gflops_before": matmul_gflops(cpu, 2048, 5),
+            "matmul_gflops_before": matmul_gflops(device, 2048, 5),
         },
         "config": {"compiled": not args.eager, "pairs": args.pairs, "train_pairs": args.train_pairs},
         "inference": {},
@@ -106,11 +109,11 @@ def main() -> None:
     models = {}
     for name in NAMES:
         torch.manual_seed(0)
-        models[name] = build_model(name, 256)
+        models[name] = build_model(name, 256).to(device)
     fast_copies = {name: optimize_for_inference(m, compile=not args.eager) for name, m in models.items()}
     print(f"{'':24s} {'ratio (median, min-max)':>28s} {'InterNet+ img/s':>16s} {'InterNet img/s':>15s}")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        images = torch.rand(batch_size, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+        images = torch.rand(batch_size, 3, 256, 256, generator=torch.Generator().manual_seed(0)).to(device)
 
         def infer(net: torch.nn.Module, images: torch.Tensor = images) -> Callable[[], None]:
             def run() -> None:
@@ -129,7 +132,7 @@ def main() -> None:
         )
     del fast_copies
     if args.train_pairs > 0:
-        batch = synthetic_batch(8, 256, cpu)
+        batch = synthetic_batch(8, 256, device)
         steps = [_train_step(models[name].train(), batch) for name in NAMES]
         result = paired(steps[0], steps[1], args.train_pairs, warmup=2)
         report["train_fp32_batch8"] = result
@@ -138,7 +141,7 @@ def main() -> None:
             f"{result['ratio_max']:.3f}) {8 / result['internet_plus_median_s']:16.2f} "
             f"{8 / result['internet_median_s']:15.2f}"
         )
-    report["machine"]["matmul_gflops_after"] = matmul_gflops(cpu, 2048, 5)
+    report["machine"]["matmul_gflops_after"] = matmul_gflops(device, 2048, 5)
     if write_json_report(args.json, report) is not None:
         print(f"wrote {args.json}")
 
