@@ -63,22 +63,7 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
     @classmethod
     def from_deconv(cls, deconv: nn.ConvTranspose2d) -> GemmConvTranspose2d:
         """A copy of ``deconv`` (weights, bias, device and dtype) as this class."""
-        layer = cls(
-            deconv.in_channels,
-            deconv.out_channels,
-            deconv.kernel_size,  # type: ignore[arg-type]
-            stride=deconv.stride,  # type: ignore[arg-type]
-            padding=deconv.padding,  # type: ignore[arg-type]
-            groups=deconv.groups,
-            dilation=deconv.dilation,  # type: ignore[arg-type]
-            output_padding=deconv.output_padding,  # type: ignore[arg-type]
-            bias=deconv.bias is not None,
-            device=deconv.weight.device,
-            dtype=deconv.weight.dtype,
-        )
-        layer.load_state_dict(deconv.state_dict())
-        layer.requires_grad_(deconv.weight.requires_grad)
-        return layer
+        return _copy_as(cls, deconv)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
         """``Module._apply`` (``.to``, ``.cuda``, …), then the weight back in the standard layout, which the GEMM reads
@@ -97,22 +82,27 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
 
 def as_plain_deconv(layer: nn.ConvTranspose2d) -> nn.ConvTranspose2d:
     """The same layer as a plain ``nn.ConvTranspose2d`` (oneDNN's kernel on the CPU), e.g. to measure the GEMM path."""
-    plain = nn.ConvTranspose2d(
+    return _copy_as(nn.ConvTranspose2d, layer)
+
+
+def _copy_as(cls: type[nn.ConvTranspose2d], layer: nn.ConvTranspose2d) -> nn.ConvTranspose2d:
+    """``layer`` rebuilt as ``cls`` with the same geometry, weights, device, dtype and ``requires_grad``."""
+    copy = cls(
         layer.in_channels,
         layer.out_channels,
         layer.kernel_size,  # type: ignore[arg-type]
         stride=layer.stride,  # type: ignore[arg-type]
         padding=layer.padding,  # type: ignore[arg-type]
+        output_padding=layer.output_padding,  # type: ignore[arg-type]
         groups=layer.groups,
         dilation=layer.dilation,  # type: ignore[arg-type]
-        output_padding=layer.output_padding,  # type: ignore[arg-type]
         bias=layer.bias is not None,
         device=layer.weight.device,
         dtype=layer.weight.dtype,
     )
-    plain.load_state_dict(layer.state_dict())
-    plain.requires_grad_(layer.weight.requires_grad)
-    return plain
+    copy.load_state_dict(layer.state_dict())
+    copy.requires_grad_(layer.weight.requires_grad)
+    return copy
 
 
 __all__ = ["GemmConvTranspose2d", "as_plain_deconv", "conv_transpose2d_gemm"]
