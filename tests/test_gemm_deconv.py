@@ -64,3 +64,20 @@ def test_posenet_builds_its_first_deconvolution_with_the_gemm_layer() -> None:
         assert type(branch[0]) is GemmConvTranspose2d
         assert all(type(m) is nn.ConvTranspose2d for m in list(branch)[1:] if isinstance(m, nn.ConvTranspose2d))
     assert "right_hand.0.weight" in posenet.state_dict()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_gemm_conv_transpose_under_bfloat16_autocast_is_as_accurate_as_onednn(bias: bool) -> None:
+    """16-bit columns are summed in float32 (as a convolution accumulates); the output keeps autocast's dtype."""
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(256, 64, 4, stride=2, padding=1, bias=bias)
+    gemm = GemmConvTranspose2d.from_deconv(deconv)
+    x = torch.randn(4, 256, 8, 8)
+    with torch.no_grad():
+        reference = deconv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            onednn, got = deconv(x), gemm(x)
+    assert got.dtype == onednn.dtype == torch.bfloat16
+    scale = reference.abs().max()
+    onednn_error = (onednn.float() - reference).abs().max() / scale
+    assert (got.float() - reference).abs().max() / scale <= 1.25 * onednn_error

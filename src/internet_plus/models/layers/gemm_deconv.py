@@ -39,10 +39,13 @@ def conv_transpose2d_gemm(
     rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # free for a channels-last input
     cols = (rows @ weight.reshape(c, -1)).view(b, h * w, -1).transpose(1, 2)
     out_h, out_w = (h - 1) * s_h - 2 * p_h + k_h, (w - 1) * s_w - 2 * p_w + k_w
-    out = F.fold(cols, (out_h, out_w), (k_h, k_w), stride=(s_h, s_w), padding=(p_h, p_w))
+    # Under 16-bit autocast the matmul gives 16-bit columns; their overlapping patches are summed in float32, as a
+    # convolution accumulates, and rounded once.
+    wide = cols.float() if cols.dtype in (torch.bfloat16, torch.float16) else cols
+    out = F.fold(wide, (out_h, out_w), (k_h, k_w), stride=(s_h, s_w), padding=(p_h, p_w))
     if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
-    return out
+        out = out + bias.view(1, -1, 1, 1).to(out.dtype)
+    return out.to(cols.dtype)
 
 
 class GemmConvTranspose2d(nn.ConvTranspose2d):
