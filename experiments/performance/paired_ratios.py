@@ -31,8 +31,7 @@ from typing import Any
 
 import torch
 
-from internet_plus.benchmark import build_model, cpu_name, matmul_gflops, synthetic_batch
-from internet_plus.lit_module import HandPoseModule
+from internet_plus.benchmark import build_model, cpu_name, matmul_gflops, synthetic_batch, training_step_fn
 from internet_plus.models.inference import optimize_for_inference
 from internet_plus.utils.allocator import keep_freed_memory
 from internet_plus.utils.reports import write_json_report
@@ -73,17 +72,6 @@ def paired(fast: Callable[[], Any], slow: Callable[[], Any], pairs: int, warmup:
         "internet_median_s": statistics.median(slow_times),
         "ratios": ratios,
     }
-
-
-def _train_step(model: HandPoseModule, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        model.criterion(model(batch["image"]), batch)["loss"].backward()
-        optimizer.step()
-
-    return step
 
 
 def main() -> None:
@@ -133,7 +121,10 @@ def main() -> None:
     del fast_copies
     if args.train_pairs > 0:
         batch = synthetic_batch(8, 256, device)
-        steps = [_train_step(models[name].train(), batch) for name in NAMES]
+        steps = [
+            training_step_fn(m.train(), batch, torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True))
+            for m in (models[name] for name in NAMES)
+        ]
         result = paired(steps[0], steps[1], args.train_pairs, warmup=2)
         report["train_fp32_batch8"] = result
         print(

@@ -22,11 +22,10 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
-from internet_plus.benchmark import build_model, synthetic_batch
+from internet_plus.benchmark import build_model, synthetic_batch, timed_runs, training_step_fn
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import first_deconv_as_plain
 from internet_plus.models.layers.depthwise import DepthwiseConv2d
@@ -53,21 +52,8 @@ def _set_gemm_first_deconv(model: HandPoseModule, gemm: bool) -> None:
 
 def _step_time(model: HandPoseModule, fused: bool, batch: dict[str, torch.Tensor], repeats: int) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused, foreach=None if fused else True)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        outputs = model(batch["image"])
-        model.criterion(outputs, batch)["loss"].backward()
-        optimizer.step()
-
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    step = training_step_fn(model, batch, optimizer)
+    return statistics.median(timed_runs(step, torch.device("cpu"), warmup=2, repeats=repeats))
 
 
 STEPS = (  # label, fused AdamW, GEMM first deconvolution, depthwise threshold

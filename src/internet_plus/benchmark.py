@@ -84,7 +84,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> list[float]:
+def timed_runs(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> list[float]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; the seconds of each timed run."""
     for _ in range(warmup):
         fn()
@@ -169,7 +169,7 @@ def matmul_gflops(device: torch.device, size: int, repeats: int, warmup: int = 1
     g = torch.Generator().manual_seed(0)
     a = torch.rand(size, size, generator=g).to(device)
     b = torch.rand(size, size, generator=g).to(device)
-    times = _timed(lambda: torch.mm(a, b), device, max(warmup, 1), max(repeats, 1))
+    times = timed_runs(lambda: torch.mm(a, b), device, max(warmup, 1), max(repeats, 1))
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
@@ -218,6 +218,33 @@ def _autocast(device: torch.device, amp: bool) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------- measuring
+def training_step_fn(
+    model: HandPoseModule,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    amp: bool = False,
+    losses: list[float] | None = None,
+) -> Callable[[], None]:
+    """One training step as ``train.py`` runs it: forward (under autocast with ``amp``), InterNet's loss, backward
+    (through a ``GradScaler`` for float16 on CUDA) and the optimiser step; the loss is appended to ``losses``."""
+    device = batch["image"].device
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            outputs = model(batch["image"])
+        loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if losses is not None:
+            losses.append(float(loss.detach()))
+
+    return step
+
+
 def benchmark_backbone(
     backbone: str,
     *,
@@ -271,7 +298,7 @@ def benchmark_backbone(
             infer()
             _sync(device)
             compile_s = time.perf_counter() - start
-        times = _timed(infer, device, warmup, repeats)
+        times = timed_runs(infer, device, warmup, repeats)
         median = statistics.median(times)
         throughput = bs / median
         inference[str(bs)] = {
@@ -286,21 +313,11 @@ def benchmark_backbone(
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as conf/optimizer trains
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     batch = synthetic_batch(train_batch_size, input_size, device)
     losses: list[float] = []
+    train_step = training_step_fn(model, batch, optimizer, amp=amp, losses=losses)
 
-    def train_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
-            outputs = model(batch["image"])
-        loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        losses.append(float(loss.detach()))
-
-    train_times = _timed(train_step, device, warmup, repeats)
+    train_times = timed_runs(train_step, device, warmup, repeats)
     train_peak = tracker.measure(train_step, existing=_state_tensors(model, optimizer))
     train_median = statistics.median(train_times)
     result = {

@@ -94,13 +94,13 @@ def fold_batchnorm(module: nn.Module) -> int:
     return folded
 
 
-def _is_pointwise_conv(module: nn.Module) -> bool:
+def _is_1x1_conv(module: nn.Module) -> bool:
+    """A 1×1 convolution without padding or dilation: pointwise, whatever its stride."""
     return (
         isinstance(module, nn.Conv2d)
         and module.kernel_size == (1, 1)
         and module.padding == (0, 0)
         and module.dilation == (1, 1)
-        and module.stride == (1, 1)
     )
 
 
@@ -128,18 +128,13 @@ def hoist_strides_into_projections(module: nn.Module) -> int:
             tail = list(block.project)
             if not (
                 tail
-                and _is_pointwise_conv(tail[0])
+                and _is_1x1_conv(tail[0])
+                and tail[0].stride == (1, 1)
                 and all(isinstance(m, (nn.BatchNorm2d, nn.Identity)) for m in tail[1:])
             ):
                 continue
             first = nxt[0] if isinstance(nxt, nn.Sequential) and len(nxt) > 0 else nxt
-            if not (
-                isinstance(first, nn.Conv2d)
-                and first.kernel_size == (1, 1)
-                and first.padding == (0, 0)
-                and first.dilation == (1, 1)
-                and first.stride != (1, 1)
-            ):
+            if not (_is_1x1_conv(first) and first.stride != (1, 1)):
                 continue
             tail[0].stride, first.stride = first.stride, (1, 1)
             moved += 1
