@@ -10,6 +10,7 @@ from torch import nn
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import (
     MergedHeatmapBranches,
+    calibrate_batchnorm,
     fold_batchnorm,
     hoist_strides_into_projections,
     merge_heatmap_branches,
@@ -185,3 +186,45 @@ def test_optimize_for_inference_with_torch_compile(images: torch.Tensor) -> None
     want = _outputs(model, images)
     fast = optimize_for_inference(model, compile=True)
     _assert_close(_outputs(fast, images), want, rtol=1e-3)
+
+
+def test_optimize_for_inference_keeps_the_models_dtype_and_device(images: torch.Tensor) -> None:
+    """The merged PoseNet layers are created where the model lives: a float64 (or CUDA) model gives a float64 (or
+    CUDA) copy, not one whose merged branches fell back to float32 on the CPU."""
+    model = _model(BACKBONES["internet_plus"]).double()
+    fast = optimize_for_inference(model)
+    dtypes = {p.dtype for p in fast.parameters()} | {b.dtype for b in fast.buffers() if b.is_floating_point()}
+    assert dtypes == {torch.float64}
+    with torch.inference_mode():
+        got, want = fast(images.double()), model(images.double())
+    assert got["heatmaps"].dtype == torch.float64
+    for key in want:
+        assert got[key].dtype == want[key].dtype
+        torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9 * float(want[key].abs().max()))
+
+
+def test_calibrate_batchnorm_sets_the_running_statistics_of_the_images() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.3), nn.ReLU(), nn.BatchNorm2d(4))
+    images = torch.rand(6, 3, 8, 8) * 5 + 2
+    calibrate_batchnorm(net, images, passes=2)
+    with torch.no_grad():
+        conv = net[0](images)
+    # the cumulative average of identical passes is that pass's statistics (variance unbiased, as BN keeps it)
+    torch.testing.assert_close(net[1].running_mean, conv.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(net[1].running_var, conv.var(dim=(0, 2, 3), unbiased=True))
+    assert net[1].momentum == 0.3 and net[3].momentum == 0.1  # restored
+    assert not net.training
+    assert int(net[1].num_batches_tracked) == 2
+
+
+def test_calibrated_internet_plus_has_features_of_order_one() -> None:
+    """Why the GPU check calibrates: untrained eval-mode InterNet+ features shrink to ~1e-16 (zero in float16)."""
+    torch.manual_seed(0)
+    model = HandPoseModule(backbone={"name": "internet_plus"}, codec={"input_size": 128, "heatmap_size": 32})
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = float(model.eval().backbone(images).abs().max())
+        calibrate_batchnorm(model, images)
+        after = float(model.backbone(images).abs().max())
+    assert before < 1e-6 < 1e-1 < after

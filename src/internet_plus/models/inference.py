@@ -177,9 +177,11 @@ def _merge_layer(right: nn.Module, left: nn.Module, grouped: bool) -> nn.Module:
         raise ValueError(f"cannot merge {type(right).__name__} with {type(left).__name__}")
     if isinstance(right, (nn.ReLU, nn.Identity)):
         return copy.deepcopy(right)
+    # the merged layer lives where the branches live (a model on CUDA, in float64, ...)
+    factory = {"device": right.weight.device, "dtype": right.weight.dtype}
     if isinstance(right, nn.BatchNorm2d):
         assert isinstance(left, nn.BatchNorm2d)
-        merged = nn.BatchNorm2d(right.num_features + left.num_features, eps=right.eps)
+        merged = nn.BatchNorm2d(right.num_features + left.num_features, eps=right.eps, **factory)
         for name in ("weight", "bias", "running_mean", "running_var"):
             getattr(merged, name).data.copy_(torch.cat([getattr(right, name), getattr(left, name)]))
         return merged.eval()
@@ -203,6 +205,7 @@ def _merge_layer(right: nn.Module, left: nn.Module, grouped: bool) -> nn.Module:
             output_padding=right.output_padding,  # type: ignore[arg-type]
             groups=groups,
             bias=right.bias is not None,
+            **factory,
         )
         merged_t.weight.data.copy_(weight)
         if right.bias is not None and left.bias is not None:
@@ -219,6 +222,7 @@ def _merge_layer(right: nn.Module, left: nn.Module, grouped: bool) -> nn.Module:
             padding=right.padding,  # type: ignore[arg-type]
             groups=2 if grouped else 1,
             bias=right.bias is not None,
+            **factory,
         )
         merged_c.weight.data.copy_(torch.cat([right.weight, left.weight], dim=0))
         if right.bias is not None and left.bias is not None:
@@ -242,6 +246,29 @@ def first_deconv_as_plain(posenet: PoseNet) -> None:
     for branch in branches:
         if isinstance(branch[0], GemmConvTranspose2d):
             branch[0] = as_plain_deconv(branch[0])
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, passes: int = 3) -> None:
+    """Give every BatchNorm the running statistics of ``images`` (cumulative average over ``passes`` forward passes),
+    then put the model in eval mode.
+
+    A freshly initialised network in eval mode normalises with mean 0 and variance 1 instead of its activations'
+    statistics; through InterNet+'s 17 blocks its features shrink to about 1e-16 at 256 px (measured on the CPU),
+    which float16 flushes to zero, so that every 16-bit comparison of eager and rewritten inference would compare
+    zeros. Calibrated, the features are of order 1 as in a trained model.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for _ in range(passes):
+        model(images)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
 
 
 def optimize_for_inference(
@@ -284,6 +311,7 @@ def optimize_for_inference(
 
 __all__ = [
     "ATTRIBUTE_PAIRS",
+    "calibrate_batchnorm",
     "MergedHeatmapBranches",
     "first_deconv_as_plain",
     "fold_batchnorm",
