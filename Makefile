@@ -25,7 +25,13 @@ test: install ## Run the whole test suite on the CPU (what CI runs)
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
 test-fast: install ## Run the tests not marked slow
-	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow"
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow and not gpu"
+
+test-gpu: install ## Run the CUDA-only tests (AMP steps, the loss backward and the inference copy on CUDA); on a GPU machine
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m gpu
+
+gpu-check: install ## GPU readiness: AMP/DDP training paths, Tables 3-4 on the GPU, data wait (OUT=<dir>); a CPU dry run without CUDA
+	WANDB_MODE=disabled $(BIN)/python experiments/performance/gpu_check.py $(if $(OUT),--out $(OUT)) $(ARGS)
 
 train: install ## Quickstart: InterNet+ on the synthetic data set, CPU, < 10 min; prints the metrics table
 	$(BIN)/python train.py experiment=quickstart
@@ -73,4 +79,4 @@ clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
 
-.PHONY: help install test test-fast train summary preview results predict export-onnx benchmark perf lint format clean clean-venv
+.PHONY: help install test test-fast test-gpu gpu-check train summary preview results predict export-onnx benchmark perf lint format clean clean-venv

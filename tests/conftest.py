@@ -94,3 +94,15 @@ def tiny_train_overrides(synthetic_root: Path, tmp_path: Path, *extra: str) -> l
         f"paths.log_dir={tmp_path / 'logs'}",
         *extra,
     ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests (selected only with ``-m gpu``) need CUDA: say so instead of failing deep inside torch."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = pytest.mark.skip(reason="needs a CUDA device (run `make test-gpu` on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(reason)

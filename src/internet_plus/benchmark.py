@@ -224,16 +224,20 @@ def training_step_fn(
     optimizer: torch.optim.Optimizer,
     *,
     amp: bool = False,
+    amp_dtype: torch.dtype | None = None,
     losses: list[float] | None = None,
 ) -> Callable[[], None]:
-    """One training step as ``train.py`` runs it: forward (under autocast with ``amp``), InterNet's loss, backward
-    (through a ``GradScaler`` for float16 on CUDA) and the optimiser step; the loss is appended to ``losses``."""
+    """One training step as ``train.py`` runs it: forward (under autocast with ``amp``, or in ``amp_dtype`` when
+    given), InterNet's loss, backward (through a ``GradScaler`` for float16) and the optimiser step; the loss is
+    appended to ``losses``."""
     device = batch["image"].device
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    if amp_dtype is None and amp:
+        amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = model(batch["image"])
         loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
         scaler.scale(loss).backward()

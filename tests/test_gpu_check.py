@@ -1,0 +1,166 @@
+"""The GPU check (``experiments/performance/gpu_check.py``, ``make gpu-check``): its logic on the CPU.
+
+The check's figures come from a GPU machine; here its decisions (what counts as a falling loss, an AMP overflow
+loop, a report that must not be overwritten), its ratios and its tables are tested against known answers, the
+recorded H200 reports re-render exactly, and the CPU dry run (what the command does where there is no CUDA) runs
+end to end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from conftest import ROOT
+
+H200 = ROOT / "experiments" / "performance" / "gpu_nvidia_h200"
+
+
+def _gpu_check() -> ModuleType:
+    path = ROOT / "experiments" / "performance" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+gc = _gpu_check()
+
+
+def test_loss_trend_compares_the_first_and_last_five_and_rejects_non_finite() -> None:
+    falling = [10, 9, 9, 8, 8, 7, 6, 6, 5, 5, 4, 4]
+    trend = gc.loss_trend(falling)
+    assert trend["first_mean"] == pytest.approx(8.8) and trend["last_mean"] == pytest.approx(4.8)
+    assert trend["finite"] and trend["falling"]
+    assert not gc.loss_trend(list(reversed(falling)))["falling"]
+    with_nan = gc.loss_trend([3.0, 2.0, math.nan, 1.0])
+    assert not with_nan["finite"] and not with_nan["falling"]
+    assert gc.loss_trend([2.0, 1.0])["falling"]  # two steps: windows of one
+
+
+def test_amp_skipped_steps_are_the_ones_after_which_the_scale_went_down() -> None:
+    scales = [(65536.0, 32768.0), (32768.0, 32768.0), (32768.0, 16384.0), (16384.0, 8192.0), (8192.0, 8192.0)]
+    assert gc.skipped_steps(scales) == [0, 2, 3]
+    assert gc.max_consecutive([0, 2, 3]) == 2
+    assert gc.max_consecutive([19, 27]) == 1
+    assert gc.max_consecutive([4, 5, 6, 9, 10]) == 3
+    assert gc.max_consecutive([]) == 0
+
+
+def test_the_recorded_h200_matrix_passes_the_overflow_rule() -> None:
+    """Run 1 on the H200 was judged by an earlier rule (no skip in the last ten steps); by the rule in force, at
+    most MAX_SKIPPED_STEPS skips and fewer than MAX_SKIP_RUN in a row, every 16-mixed run passes."""
+    runs = json.loads((H200 / "run1_gpu_check.json").read_text())["sections"]["training_matrix"]["runs"]
+    mixed = [r for r in runs if r["precision"] == "16-mixed"]
+    assert len(mixed) == 5
+    for r in mixed:
+        assert len(r["amp_skipped_steps"]) <= gc.MAX_SKIPPED_STEPS
+        assert gc.max_consecutive(r["amp_skipped_steps"]) < gc.MAX_SKIP_RUN
+        assert r["finite"] and r["falling"]
+
+
+def test_relative_error_and_output_errors() -> None:
+    a = torch.tensor([3.0, 4.0])
+    assert gc.relative_error(a, a) == 0.0
+    assert gc.relative_error(torch.tensor([3.0, 5.0]), a) == pytest.approx(1 / 5)
+    assert gc.relative_error(torch.zeros(2), torch.zeros(2)) == 0.0
+    outputs = {"heatmaps": a, "root_bins": a, "hand_logits": a}
+    assert gc.output_errors(outputs, outputs) == {"heatmaps": 0.0, "root_bins": 0.0, "hand_logits": 0.0}
+
+
+def test_reports_are_never_overwritten(tmp_path: Path) -> None:
+    target = tmp_path / "gpu_check.json"
+    assert gc.free_path(target) == target
+    target.write_text("{}")
+    (tmp_path / "gpu_check-2.json").write_text("{}")
+    assert gc.free_path(target) == tmp_path / "gpu_check-3.json"
+    assert gc.device_slug("NVIDIA H200") == "nvidia_h200"
+    assert gc.device_slug("NVIDIA GeForce RTX 2080 Ti") == "nvidia_geforce_rtx_2080_ti"
+
+
+def test_goals_are_the_internet_plus_over_internet_ratios() -> None:
+    report = gc.Report()
+
+    def speeds(b32: float) -> dict:
+        return {"eager": {"float16": {"32": {"images_per_s": b32}}}, "compiled": {}}
+
+    report.sections["inference"] = {"results": {"internet_plus": speeds(300.0), "resnet50": speeds(200.0)}}
+    step = {"internet_plus": 0.5, "resnet50": 0.6}
+    report.sections["training_speed"] = {
+        "results": {b: {"precisions": {"16-mixed": {"time_per_iteration_s": t}}} for b, t in step.items()}
+    }
+    report.sections["data_wait"] = {
+        "runs": [
+            {"auto": True, "data_wait_fraction": 0.02},
+            {"auto": True, "data_wait_fraction": 0.07},
+            {"auto": False, "data_wait_fraction": 0.5},
+        ]
+    }
+    goals = gc.goals(report)
+    assert goals["inference_ratios"] == {"eager float16": {"32": 1.5}}
+    assert goals["inference_goal_met"]  # 1.5 >= 1.35
+    assert goals["training_speed_ratios"]["16-mixed"] == pytest.approx(1.2)
+    assert not goals["training_goal_met"]  # 1.2 < 1.3
+    assert goals["data_wait_auto_worst"] == 0.07 and not goals["data_wait_goal_met"]
+    assert goals["paper"]["throughput"]["32"] == pytest.approx(296.41 / 257.26)
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_the_recorded_h200_reports_render_as_committed(run: int) -> None:
+    report = json.loads((H200 / f"run{run}_gpu_check.json").read_text())
+    assert report["machine"]["device_name"] == "NVIDIA H200" and not report["dry_run"]
+    assert gc.markdown(report) == (H200 / f"run{run}_gpu_check.md").read_text()
+
+
+def test_a_section_that_raises_is_a_failed_check_and_the_others_still_run() -> None:
+    report, budget = gc.Report(), gc.Budget(100.0)
+
+    def broken() -> dict:
+        raise RuntimeError("boom")
+
+    report.run("first", budget, broken)
+    report.run("second", budget, lambda: {"value": 1})
+    report.run("third", gc.Budget(-1.0), lambda: {"value": 2})
+    assert report.sections["first"]["status"] == "error" and "boom" in report.sections["first"]["error"]
+    assert report.sections["second"]["status"] == "ok" and report.sections["second"]["value"] == 1
+    assert report.sections["third"]["status"] == "skipped"
+    assert [c["name"] for c in report.failed] == ["section ran"]
+
+
+@pytest.mark.slow
+def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Path) -> None:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "disabled", "PROJECT_ROOT": str(ROOT)}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "performance" / "gpu_check.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no CUDA device here" in proc.stdout
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["dry_run"] and report["machine"]["device_name"].startswith("CPU dry run")
+    assert {n: s["status"] for n, s in report["sections"].items()} == {n: "ok" for n in gc.SECTIONS}
+    assert report["failed"] == 0 and report["passed"] >= 10
+    matrix = report["sections"]["training_matrix"]["runs"]
+    assert {(r["backbone"], r["channels_last"]) for r in matrix} >= {("internet_plus", False), ("resnet50", False)}
+    assert all(r["fused"] and r["steps"] == report["settings"]["steps"] for r in matrix)
+    ddp = report["sections"]["ddp"]
+    assert ddp["in_process"]["world_size"] == 1 and ddp["train_py"]["exit"] == 0
+    waits = report["sections"]["data_wait"]["runs"]
+    assert {r["format"] for r in waits} == {"rhd", "interhand"}
+    assert all(0.0 <= r["data_wait_fraction"] <= 1.0 for r in waits)
+    assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check — CPU dry run")
