@@ -26,7 +26,7 @@ import torch
 ROOT = Path.cwd().resolve().parent  # the notebooks run from notebooks/
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 os.environ.setdefault("WANDB_MODE", "disabled")
-REAL_SAMPLES = ROOT.parent / "shared" / "real_samples"
+REAL_SAMPLES = ROOT / "tests" / "fixtures" / "real_samples"  # real RHD and InterHand2.6M files
 torch.set_num_threads(2)
 
 
@@ -126,7 +126,7 @@ show(render_preview(datamodule, num=8, cols=4, split="train", seed=0), "training
 show(render_preview(datamodule, num=8, cols=4, split="test", seed=0), "evaluation crops (identity)", size=8)"""
     ),
     new_markdown_cell(
-        "## A real RHD sample\n\nFrom `shared/real_samples/rhd` when present (COCO-style annotations of one hand "
+        "## A real RHD sample\n\nFrom `tests/fixtures/real_samples/rhd` (COCO-style annotations of one hand "
         "in RHD's native joint order, tip to base; `rhd_format.PROJECT_FROM_RHD` maps it to ours)."
     ),
     new_code_cell(

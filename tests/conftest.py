@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-REAL_SAMPLES = SHARED / "real_samples"
+#: Real RHD and InterHand2.6M files (tests/fixtures/real_samples/README.md says where they come from).
+REAL_SAMPLES = ROOT / "tests" / "fixtures" / "real_samples"
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -27,8 +27,6 @@ def _isolate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def real_samples() -> Path:
-    if not REAL_SAMPLES.is_dir():
-        pytest.skip(f"{REAL_SAMPLES} is not present")
     return REAL_SAMPLES
 
 

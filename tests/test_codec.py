@@ -1,4 +1,4 @@
-"""HeatmapCodec: InterNet's target generation and decoding (internet_reference §4, §5)."""
+"""HeatmapCodec: InterNet's target generation and decoding (internet §4, §5)."""
 
 from __future__ import annotations
 

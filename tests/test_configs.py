@@ -86,7 +86,7 @@ def test_every_optimizer_builds(optimizer: str, tmp_path: Path) -> None:
     conf = model.configure_optimizers()
     opt = conf["optimizer"]
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
-    assert opt.param_groups[0]["fused"] is True  # the fused step (performance issue); equal to the for-each one below
+    assert opt.param_groups[0]["fused"] is True  # the fused step (performance); equal to the for-each one below
     sched = conf["lr_scheduler"]["scheduler"]
     expected = {
         "adamw_cosine": ("CosineAnnealingWarmRestarts", None),

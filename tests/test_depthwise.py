@@ -1,5 +1,5 @@
 """The depthwise convolution with a channels-last weight gradient on the CPU (``models/layers/depthwise.py``) equals
-``nn.Conv2d`` in value and gradients (issue #8: "keep a test for each optimisation that guards its exactness")."""
+``nn.Conv2d`` in value and gradients (every speed-up keeps a test that guards its exactness)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """PoseNet's first deconvolution as GEMM + col2im (``models/layers/gemm_deconv.py``) equals ``nn.ConvTranspose2d`` in
-value and gradients (issue #8: "keep a test for each optimisation that guards its exactness")."""
+value and gradients (every speed-up keeps a test that guards its exactness)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Each inference rewrite of ``models/inference.py`` keeps the model's outputs (issue #8: "keep a test for each
-optimisation that guards its exactness")."""
+"""Each inference rewrite of ``models/inference.py`` keeps the model's outputs (every speed-up keeps a test that
+guards its exactness)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """InterHand2.6M: the reader and its cached index, the Dataset, the data module, the metrics.
 
-(1) The real sample files (``shared/real_samples/interhand2.6m``, release v1.0 schema) are written back into the
+(1) The real sample files (``tests/fixtures/real_samples/interhand2.6m``, release v1.0 schema) are written back into the
 official layout (``annotations/test/InterHand2.6M_test_*.json``, ``images/test/<file_name>`` with the official
 ``Capture<c>/<seq>/cam<cam>/image<frame>.jpg`` names rebuilt from data.json). (2) Fakes in the exact official formats
 come from :func:`internet_plus.data.interhand_bench.write_fake_split`. Expected values here are computed from the
-documented conventions (datasets.md §C), independently of the reader's index arrays.
+documented conventions (datasets §C), independently of the reader's index arrays.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_config
+from conftest import REAL_SAMPLES, TINY, compose_config
 
 from internet_plus.data.interhand import (
     INTERHAND_DOWNLOAD_PAGE,
@@ -49,7 +49,7 @@ from internet_plus.metrics.interhand import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "real_samples" / "interhand2.6m"
+REAL = REAL_SAMPLES / "interhand2.6m"
 S = 256
 
 EXPECTED_KEYS = {
@@ -89,8 +89,6 @@ def _official_name(image: dict) -> str:
 @pytest.fixture(scope="module")
 def real_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The 4 real frames in the v1.0 layout (split ``test``); returns (root, the original data.json)."""
-    if not REAL.is_dir():
-        pytest.skip(f"{REAL} is not present")
     root = tmp_path_factory.mktemp("ih_real") / "InterHand2.6M"
     ann = root / "annotations" / "test"
     ann.mkdir(parents=True)
@@ -158,7 +156,7 @@ def test_real_samples_project_onto_their_images(real_tree: tuple[Path, dict], tm
         assert record.annot_id == ann["id"] and record.file_name == _official_name(image)
         assert ["right", "left", "interacting"][record.hand_type] == ann["hand_type"]
         assert record.hand_type_valid == ann["hand_type_valid"]
-        # independent world -> camera -> pixel of the native joints (datasets.md §C.3)
+        # independent world -> camera -> pixel of the native joints (datasets §C.3)
         cam_p = cameras[str(image["capture"])]
         rot = np.asarray(cam_p["camrot"][image["camera"]])
         campos = np.asarray(cam_p["campos"][image["camera"]])
@@ -180,7 +178,7 @@ def test_real_samples_project_onto_their_images(real_tree: tuple[Path, dict], tm
         x, y, bw, bh = ann["bbox"]
         assert (uv[valid, 0] >= x).all() and (uv[valid, 0] <= x + bw).all()
         assert (uv[valid, 1] >= y).all() and (uv[valid, 1] <= y + bh).all()
-        # the box is 1.2x the tight box of the valid projected joints (datasets.md §C.2, observed)
+        # the box is 1.2x the tight box of the valid projected joints (datasets §C.2, observed)
         lo, hi = uv[valid].min(axis=0), uv[valid].max(axis=0)
         np.testing.assert_allclose([bw, bh], (hi - lo) * 1.2, atol=0.05)
         np.testing.assert_allclose([x + bw / 2, y + bh / 2], (lo + hi) / 2, atol=0.05)

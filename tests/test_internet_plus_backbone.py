@@ -37,7 +37,7 @@ SHAPES_256 = {
     "Final Conv": (2048, 8, 8),
 }
 
-#: The per-layer parameter table of shared/spec/modules.md §5.6 (and, for IR blocks, hidden width and CA params).
+#: The per-layer parameter table of docs/reference/modules.md §5.6 (and, for IR blocks, hidden width and CA params).
 PARAMS = {
     "First Conv": 432 + 32,
     "Separable Conv 1": 144 + 32,
@@ -111,7 +111,7 @@ def test_default_backbone_structure(backbone: InterNetPlusBackbone) -> None:
     blocks = [rows[f"Inverted Residual {i}"] for i in range(1, 14)]
     assert [b.hidden for b in blocks] == HIDDEN
     assert [i for i, b in enumerate(blocks, 1) if b.use_shortcut] == [2, 4, 5, 7, 8, 10]
-    # CA exactly on the blocks without an identity shortcut (modules.md §5.1)
+    # CA exactly on the blocks without an identity shortcut (modules §5.1)
     assert [i for i, b in enumerate(blocks, 1) if isinstance(b.attention, CoordinateAttention)] == [
         i for i, b in enumerate(blocks, 1) if not b.use_shortcut
     ]
@@ -177,7 +177,7 @@ def test_last_stride_in_ir12() -> None:
 def test_final_channels_1280() -> None:
     model = InterNetPlusBackbone(final_channels=1280).eval()
     assert model.out_channels == 1280
-    assert n_params(model) == 10_120_181  # modules.md §5.3, MoGA-C row, F = 1280
+    assert n_params(model) == 10_120_181  # modules §5.3, MoGA-C row, F = 1280
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64)).shape == (1, 1280, 2, 2)
 

@@ -1,4 +1,4 @@
-"""The heatmap-loss memory meter and the lean loss's memory and gradient (``performance`` issue: lean peak memory per
+"""The heatmap-loss memory meter and the lean loss's memory and gradient (performance target: lean peak memory per
 sample at most half of the dense formulation's, gradients equal within a relative 1e-5)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""InterNetLoss: InterNet's three losses and their reductions (internet_reference §3)."""
+"""InterNetLoss: InterNet's three losses and their reductions (internet §3)."""
 
 from __future__ import annotations
 

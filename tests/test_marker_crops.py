@@ -7,7 +7,7 @@ are posed in front of the camera and written in each data set's official format:
 camera,joint_3d}.json`` (world coordinates, a rotated camera) with ``images/<split>/Capture<c>/<seq>/cam<cam>/
 image<frame>.jpg``. The joints are drawn into the images as filled discs, far to near, on black; a disc's colour
 encodes the hand and the project joint it marks (:func:`joint_code`). The native joint orders, the palm centre and
-the SK frame are worked out here from the documented conventions (``shared/spec/datasets.md`` §B.2, §B.4, §B.5,
+the SK frame are worked out here from the documented conventions (``docs/reference/datasets.md`` §B.2, §B.4, §B.5,
 §C.3, §C.4), independently of the readers' index arrays, so a wrong permutation in a reader puts a joint's
 ``joints_img`` on another joint's marker.
 
@@ -155,11 +155,11 @@ def visible_count(labels: np.ndarray, uv_by_label: dict[int, np.ndarray], core: 
 
 STB_SIZE = (640, 480)
 STB_RADIUS = 5.0
-# datasets.md §B.4: RealSense colour intrinsics (fx, fy, cx, cy) and X_SK = R·X_color + T (R as printed, T in mm).
+# datasets §B.4: RealSense colour intrinsics (fx, fy, cx, cy) and X_SK = R·X_color + T (R as printed, T in mm).
 K_SK = ((607.92271, 607.88192), (314.78337, 236.42484))
 R_SK = np.array([[0.999924, -0.003042, -0.011952], [0.002978, 0.999981, -0.005328], [0.011968, 0.005292, 0.999914]])
 T_SK = np.array([-24.0381, -0.4563, -1.2326])
-#: datasets.md §B.2: STB native joint of project joint j: 0 palm (→ wrist); project finger f (thumb, index, middle,
+#: datasets §B.2: STB native joint of project joint j: 0 palm (→ wrist); project finger f (thumb, index, middle,
 #: ring, little) is STB finger 4 − f (STB lists little, ring, middle, index, thumb); both orders go base → tip.
 STB_NATIVE_OF_PROJECT = np.array([0] + [1 + 4 * (4 - f) + k for f in range(5) for k in range(4)])
 STB_RING_MCP = 5  # native; the default wrist rule (§B.5): wrist = ring_MCP + 2·(palm − ring_MCP)
@@ -275,7 +275,7 @@ IH_CAMROT = np.array(
     [[np.cos(_ROLL), -np.sin(_ROLL), 0.0], [np.sin(_ROLL), np.cos(_ROLL), 0.0], [0.0, 0.0, 1.0]]
 ) @ look_at(IH_CAMPOS, np.array([0.0, 40.0, 0.0]))
 IH_CAMERA = "400262"
-#: datasets.md §C.4: InterHand2.6M native joint of project joint j within a hand (native per hand: each finger tip →
+#: datasets §C.4: InterHand2.6M native joint of project joint j within a hand (native per hand: each finger tip →
 #: base, thumb … pinky, wrist last; the left hand is native 21-41).
 IH_NATIVE_OF_PROJECT = np.array([20] + [4 * f + (3 - k) for f in range(5) for k in range(4)])
 IH_UNANNOTATED = 8  # project joint (right index tip) marked not valid in the right-hand frame, and not drawn
@@ -313,7 +313,7 @@ def _ih_frames(seed: int) -> list[tuple[str, dict[int, np.ndarray], np.ndarray, 
 
 
 def write_interhand_split(root: Path, split: str, frames: list) -> None:
-    """One capture, one rotated camera, one image per frame, in the release v1.0 layout (datasets.md §C.1-§C.3)."""
+    """One capture, one rotated camera, one image per frame, in the release v1.0 layout (datasets §C.1-§C.3)."""
     ann_dir = root / "annotations" / split
     ann_dir.mkdir(parents=True, exist_ok=True)
     camera = {

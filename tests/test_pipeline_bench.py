@@ -1,5 +1,5 @@
-"""The input-pipeline bench, the exactness of the per-sample speed-ups, and the DataLoader worker rule (``performance``
-issue: >= 300 samples/s per worker core, DataLoader defaults that scale with the machine's cores). Speed itself is
+"""The input-pipeline bench, the exactness of the per-sample speed-ups, and the DataLoader worker rule (performance
+target: >= 300 samples/s per worker core, DataLoader defaults that scale with the machine's cores). Speed itself is
 measured by ``python -m internet_plus.data.pipeline_bench``, never asserted."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def n_params(module: torch.nn.Module) -> int:
 
 
 def test_posenet_parameter_count_matches_internet() -> None:
-    # internet_reference §2.3: 2 × 10,832,704 (branches) + 1,081,920 (root_fc) + 1,050,114 (hand_fc).
+    # internet §2.3: 2 × 10,832,704 (branches) + 1,081,920 (root_fc) + 1,050,114 (hand_fc).
     assert n_params(PoseNet(in_channels=2048)) == 23_797_442
     assert n_params(PoseNet(in_channels=2048).right_hand) == 10_832_704
 

@@ -1,7 +1,7 @@
 """The RHD_published_v2 reader, its Dataset and the data modules, on real RHD samples and on the synthetic set.
 
-The real samples (``shared/real_samples/rhd``) come as COCO-style JSON; ``_build_rhd_tree`` writes them back into the
-official layout (``shared/spec/datasets.md`` §A: ``<set>/color``, ``<set>/mask``, ``anno_<set>.pickle`` in metres,
+The real samples (``tests/fixtures/real_samples/rhd``) come as COCO-style JSON; ``_build_rhd_tree`` writes them back
+into the official layout (datasets §A: ``<set>/color``, ``<set>/mask``, ``anno_<set>.pickle`` in metres,
 42 joints in RHD's native order, left hand first). The expected project-order values are computed here from the
 documented orders, independently of ``rhd_format``.
 """
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REAL_SAMPLES
 
 from internet_plus.data.rhd import (
     RHD_DOWNLOAD_PAGE,
@@ -30,7 +31,7 @@ from internet_plus.data.transforms import bbox_from_joints, process_bbox, transf
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_RHD = ROOT.parent / "shared" / "real_samples" / "rhd"
+REAL_RHD = REAL_SAMPLES / "rhd"
 S = 256
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -51,8 +52,6 @@ def _native_block(hand_type: str) -> slice:
 
 
 def _load_real() -> list[dict]:
-    if not REAL_RHD.is_dir():
-        pytest.skip(f"{REAL_RHD} is not present")
     data = json.loads((REAL_RHD / "test_rhd.json").read_text())
     images = {im["id"]: im for im in data["images"]}
     samples = []
@@ -229,7 +228,7 @@ def test_real_samples_evaluation_crop(rhd_tree: tuple[Path, dict[int, dict]]) ->
         np.testing.assert_allclose(item["focal"].numpy(), real["focal"], rtol=1e-6)
         np.testing.assert_allclose(item["princpt"].numpy(), real["princpt"], rtol=1e-6)
         assert item["index"] == i
-        _check_self_consistent(item, atol=0.1)  # the real uv agree with the projection to ~0.07 px (datasets.md)
+        _check_self_consistent(item, atol=0.1)  # the real uv agree with the projection to ~0.07 px (datasets §A)
 
 
 def test_real_samples_crop_shows_the_hand(rhd_tree: tuple[Path, dict[int, dict]]) -> None:
@@ -557,11 +556,8 @@ def test_hydra_instantiates_the_rhd_datamodule(rhd_tree: tuple[Path, dict[int, d
 
 
 def _generator():
-    """``generate_rhd_dataset``, or a skip while the synthetic package does not provide it yet."""
-    try:
-        from internet_plus.data.synthetic import generate_rhd_dataset
-    except ImportError as err:
-        pytest.skip(f"the synthetic generator is not available ({err})")
+    from internet_plus.data.synthetic import generate_rhd_dataset
+
     return generate_rhd_dataset
 
 

@@ -1,10 +1,10 @@
 """The STB reader, its Dataset, its data module and its Hydra config, on small fake trees in STB's official format.
 
-The fake trees follow ``shared/spec/datasets.md`` §B exactly (``images/<seq>/{SK_color,SK_depth,BB_left,BB_right}_<i>
+The fake trees follow ``docs/reference/datasets.md`` §B exactly (``images/<seq>/{SK_color,SK_depth,BB_left,BB_right}_<i>
 .png`` at 640×480, ``labels/<seq>_{SK,BB}.mat`` with ``handPara`` float64 3×21×N in mm, palm first, fingers
 little → thumb, base → tip; SK labels in the depth-camera frame, X_SK = R·X_color + T), with N = 3 frames per
 sequence. The expected values are computed here from the documented orders and the constants as printed in
-datasets.md §B.4 (the rotation matrix is the spec's, not the module's Rodrigues), independently of
+datasets §B.4 (the rotation matrix is the spec's, not the module's Rodrigues), independently of
 ``internet_plus.data.stb``. Each image has coloured dots drawn at the projected wrist (red), thumb tip (green) and
 little-finger tip (blue), so the tests can check that a sample's crop shows them where its ``joints_img`` says.
 """
@@ -41,7 +41,7 @@ SEQUENCES = [f"B{b}{kind}" for b in range(1, 7) for kind in ("Counting", "Random
 TRAIN_SEQUENCES = {s for s in SEQUENCES if not s.startswith("B1")}
 TEST_SEQUENCES = {"B1Counting", "B1Random"}
 
-# Constants as printed in datasets.md §B.4 (fx, fy, cx, cy; R to 6 decimals; T and the baseline in mm).
+# Constants as printed in datasets §B.4 (fx, fy, cx, cy; R to 6 decimals; T and the baseline in mm).
 K_SK = (607.92271, 607.88192, 314.78337, 236.42484)
 K_BB = (822.79041, 822.79041, 318.47345, 250.31296)
 BASELINE = 120.054
@@ -119,7 +119,7 @@ def write_stb_tree(
         for i in range(n):
             hand = known_hand(frame_offset(seq, i))
             native = stb_native(hand)
-            sk[:, :, i] = (native @ R_SPEC.T + T_SPEC).T  # X_SK = R X_color + T (datasets.md §E)
+            sk[:, :, i] = (native @ R_SPEC.T + T_SPEC).T  # X_SK = R X_color + T (datasets §E)
             bb[:, :, i] = native.T  # the BB labels: the same hand in the left Bumblebee frame
             if "sk" in views:
                 cv2.imwrite(str(folder / f"SK_color_{i}.png"), _image_with_dots(hand, K_SK))
@@ -172,7 +172,7 @@ def _check_dots(sample: dict[str, torch.Tensor], hand: int = LEFT) -> None:
 
 def test_colour_frame_conversion_matches_a_hand_computed_value() -> None:
     x_sk = np.array([100.0, -50.0, 600.0])
-    # R^T (X - T) with the matrix printed in datasets.md §B.4, worked out by hand: X - T = (124.0381, -49.5437,
+    # R^T (X - T) with the matrix printed in datasets §B.4, worked out by hand: X - T = (124.0381, -49.5437,
     # 601.2326); x = 124.0381·0.999924 − 49.5437·0.002978 + 601.2326·0.011968 = 131.0767, and so on.
     expected = np.array([131.0767, -46.7384, 599.9624])
     np.testing.assert_allclose(sk_depth_to_color(x_sk), expected, atol=2e-3)

@@ -117,7 +117,7 @@ def test_ddp_cpu_run(synthetic_root: Path, tmp_path: Path) -> None:
     assert not list((tmp_path / "logs").rglob("metrics.json")), "a DDP rank wrote a second run directory"
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
 
-    # Known gap (see experiments/quickstart/README.md and the issue notes): on this barely trained model the
+    # Known gap (see experiments/quickstart/README.md): on this barely trained model the
     # 2-process test EPE differs from a single process on the same checkpoint by ~0.5 %; until that is explained the
     # test checks the DDP path runs end to end and writes one run directory, not metric equality.
     assert 0 < metrics["test/epe_mm"] < 1000 and 0 <= metrics["test/handedness_acc"] <= 1

@@ -1,4 +1,4 @@
-"""InterNet's crop / augmentation geometry (shared/spec/internet_reference.md §6.1)."""
+"""InterNet's crop / augmentation geometry (docs/reference/internet.md §6.1)."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ LOSS_RTOL = 1e-4
 #: Inference copy vs eager, relative L2 error of each output. float32 eager convolutions use TF32 on cuDNN (PyTorch's
 #: default), and folding BN changes the rounding: 1e-2. float16 keeps 11 significant bits, bfloat16 8.
 PARITY_RTOL = {"float32": 1e-2, "float16": 2e-2, "bfloat16": 8e-2}
-#: The issue's goals (measured here, not by tests).
+#: The GPU goals (measured here, not by tests).
 GOALS = {"inference_ratio_b32": 1.35, "training_ratio": 1.3, "data_wait_fraction": 0.05}
 SECTIONS = ("training_matrix", "loss_parity", "ddp", "inference", "training_speed", "data_wait")
 

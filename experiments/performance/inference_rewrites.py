@@ -1,4 +1,4 @@
-"""What each inference rewrite of ``internet_plus.models.inference`` buys, one at a time (issue #8, target 1).
+"""What each inference rewrite of ``internet_plus.models.inference`` buys, one at a time (performance target 1).
 
     python experiments/performance/inference_rewrites.py [--batch-size 8] [--repeats 3] [--no-compile]
 

@@ -1,4 +1,4 @@
-"""InterNet+/InterNet speed ratios measured in pairs, robust to the machine's drift (issue #8, targets 1b and 4b).
+"""InterNet+/InterNet speed ratios measured in pairs, robust to the machine's drift (performance targets 1b and 4b).
 
     python experiments/performance/paired_ratios.py [--batch-sizes 1,8,32] [--pairs 15] [--train-pairs 9]
                                                     [--eager] [--json FILE]

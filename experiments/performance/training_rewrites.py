@@ -1,4 +1,4 @@
-"""What each training speed-up buys, one at a time (issue #8, target 4).
+"""What each training speed-up buys, one at a time (performance target 4).
 
     python experiments/performance/training_rewrites.py [--batch-size 8] [--repeats 5]
 

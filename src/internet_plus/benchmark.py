@@ -1,4 +1,4 @@
-"""Benchmark: the paper's Tables 3 and 4 measured side by side in one run (issue #6, "Benchmark").
+"""Benchmark: the paper's Tables 3 and 4 measured side by side in one run .
 
 ``python -m internet_plus.benchmark`` builds InterNet (ResNet-50 + PoseNet) and the InterNet+ variants (the Table 1
 feature extractor + PoseNet) as :class:`~internet_plus.lit_module.HandPoseModule` and measures, for each:
@@ -14,7 +14,7 @@ feature extractor + PoseNet) as :class:`~internet_plus.lit_module.HandPoseModule
 * peak memory (:class:`PeakMemory`): on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the peak of live
   tensor storage over one extra pass, counted per operator (independent of the allocator);
 * ``--optimize`` / ``--compile``: inference on the rewritten copy of :mod:`internet_plus.models.inference`
-  (issue #8), with freed memory kept in the process (:mod:`internet_plus.utils.allocator`);
+  with freed memory kept in the process (:mod:`internet_plus.utils.allocator`);
 * the machine's float32 matmul rate (GFLOP/s, median of repeats), each model's FLOP-bound throughput (that rate
   divided by the model's FLOPs per image) and the achieved fraction of it.
 

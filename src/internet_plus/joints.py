@@ -1,4 +1,4 @@
-"""The project's single joint convention (``shared/spec/contract.md``, "Joint convention").
+"""The project's single joint convention (``docs/reference/conventions.md``, "Joint convention").
 
 42 joints: the right hand 0-20, then the left hand 21-41. Inside each hand:
 0 wrist; 1-4 thumb (CMC/base to tip); 5-8 index (MCP to tip); 9-12 middle; 13-16 ring; 17-20 little.

@@ -14,7 +14,7 @@
 
 Every constructor argument is a plain value (a dict of numbers and strings, as Hydra composes it), so checkpoints
 load with PyTorch's safe ``weights_only`` loading; the modules are built from those dicts here
-(``shared/spec/anchors_and_pitfalls.md`` §5.6). The optimiser and scheduler are Hydra ``_target_`` dicts: AdamW with
+(``docs/reference/design_notes.md`` §5.6). The optimiser and scheduler are Hydra ``_target_`` dicts: AdamW with
 cosine annealing and warm restarts (T_0 = 2, T_mult = 3, paper §4.3) by default, InterNet's Adam + step decay as an
 option (``conf/optimizer``).
 """
@@ -39,7 +39,7 @@ from internet_plus.models.posenet import PoseNet
 
 log = logging.getLogger(__name__)
 
-#: ImageNet statistics, for ``input_norm: imagenet`` (InterNet itself feeds RGB in [0, 1], issue #23).
+#: ImageNet statistics, for ``input_norm: imagenet`` (InterNet itself feeds RGB in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -232,7 +232,7 @@ class HandPoseModule(L.LightningModule):
             self.test_interhand.reset()
             for name, value in values.items():
                 key = f"test/{name}"
-                if key in results:  # handedness_acc: the same definition (internet_reference §5.3), logged above
+                if key in results:  # handedness_acc: the same definition (internet §5.3), logged above
                     continue
                 self.log(key, value)
                 results[key] = float(value)

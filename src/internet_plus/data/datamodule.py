@@ -4,7 +4,7 @@ Every constructor argument is a plain value (they come from the ``dataset`` conf
 (:class:`HandPoseDataModule`):
 
 - ``batch_size`` is the **global** batch: ``setup`` divides it by ``trainer.world_size`` (InterNet: 16 per GPU,
-  ``internet_reference.md`` §1) and refuses a batch that does not divide;
+  ``docs/reference/internet.md`` §1) and refuses a batch that does not divide;
 - validation (best-checkpoint selection) uses a deterministic hold-out of ``val_fraction`` of the *training* split,
   the same samples for every run seed; test is the data set's evaluation split;
 - training batches are shuffled per epoch and augmented per sample with a generator seeded by (seed, epoch, sample),
@@ -54,7 +54,7 @@ HOLDOUT_SEED = 20_201
 
 
 #: Most loader workers ``"auto"`` gives one process: one worker core makes >= 300 augmented samples/s (the
-#: ``performance`` issue, measured by :mod:`internet_plus.data.pipeline_bench`), so 8 feed any single GPU.
+#: the performance target, measured by :mod:`internet_plus.data.pipeline_bench`), so 8 feed any single GPU.
 MAX_AUTO_WORKERS = 8
 
 
@@ -77,7 +77,7 @@ def local_processes_from_env() -> int:
 def resolve_num_workers(num_workers: int | str, local_processes: int | None = None) -> int:
     """DataLoader workers per process: an int >= 0 as is, or ``"auto"``.
 
-    ``"auto"`` scales with the cores this process may use (``performance`` issue: "DataLoader defaults that scale
+    ``"auto"`` scales with the cores this process may use (performance target: "DataLoader defaults that scale
     with the machine's cores"): with C = :func:`usable_cores` (the CPU affinity, not the machine's total) and
     P = ``local_processes`` (the training processes sharing this machine: the devices per node under DDP;
     ``LOCAL_WORLD_SIZE`` when not given, else 1), each process gets its share c = C // P; one of them stays with the

@@ -1,8 +1,8 @@
 """InterHand2.6M (Moon et al., ECCV 2020) read from its official files: a compact cached index, the torch ``Dataset``
 and the LightningDataModule (``dataset=interhand``).
 
-Format: ``shared/spec/datasets.md`` §C. Protocol: InterNet's InterHand2.6M loader (``shared/spec/internet_reference.md``
-§6.2, targets §4, evaluation §5.3, pitfalls §7) in its 'gt' mode (ground-truth box and absolute root depth, §5.2):
+Format: ``docs/reference/datasets.md`` §C. Protocol: InterNet's InterHand2.6M loader (``docs/reference/internet.md``
+§6.2, targets §4, evaluation §5.3, internet §7) in its 'gt' mode (ground-truth box and absolute root depth, §5.2):
 
 - **layouts** (§C.1): release v1.0, ``annotations/<split>/InterHand2.6M_<split>_{data,camera,joint_3d}.json``, and the
   older v0.0, ``annotations/{all,human_annot,machine_annot}/InterHand2.6M_<split>_{...}.json``; images at
@@ -106,7 +106,7 @@ __all__ = [
     "world_to_camera",
 ]
 
-#: The official homepage with the download links (datasets.md §0, tag IHHP).
+#: The official homepage with the download links (datasets §0, tag IHHP).
 INTERHAND_DOWNLOAD_PAGE = "https://mks0601.github.io/InterHand2.6M/"
 INTERHAND_SPLITS: tuple[str, ...] = ("train", "val", "test")
 Split = Literal["train", "val", "test"]
@@ -114,13 +114,13 @@ Subset = Literal["all", "human", "machine"]
 SampleKind = Literal["all", "single", "interacting"]
 Layout = Literal["auto", "v1.0", "v0.0"]
 
-#: v0.0 annotation folder of each subset (datasets.md §C.1).
+#: v0.0 annotation folder of each subset (datasets §C.1).
 V0_FOLDERS: dict[str, str] = {"all": "all", "human": "human_annot", "machine": "machine_annot"}
 ANNOTATION_KINDS: tuple[str, ...] = ("data", "camera", "joint_3d")
 
 #: data.json ``hand_type`` → the index's int8 code.
 HAND_TYPE_CODES: dict[str, int] = {"right": 0, "left": 1, "interacting": 2}
-#: code → [right present, left present] (internet_reference §6.2).
+#: code → [right present, left present] (internet §6.2).
 HAND_TYPE_VECTORS = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float64)
 
 #: Bump when the index files change meaning: old cache folders are then ignored.
@@ -147,7 +147,7 @@ class InterHandLayoutError(DatasetLayoutError):
 
 def _layout_error(problem: str) -> InterHandLayoutError:
     return InterHandLayoutError(
-        f"{problem}\nExpected the InterHand2.6M layout (datasets.md §C.1):\n{INTERHAND_LAYOUT}\n"
+        f"{problem}\nExpected the InterHand2.6M layout (datasets §C.1):\n{INTERHAND_LAYOUT}\n"
         f"Download InterHand2.6M from {INTERHAND_DOWNLOAD_PAGE} and set data.root to the folder that holds images/ "
         "and annotations/ (or the one holding InterHand2.6M_<fps>fps_batch1/)."
     )
@@ -157,7 +157,7 @@ def _layout_error(problem: str) -> InterHandLayoutError:
 
 
 def _project_from_interhand() -> np.ndarray:
-    """Project joint i = native joint ``PROJECT_FROM_INTERHAND[i]`` (datasets.md §C.4 → contract's order)."""
+    """Project joint i = native joint ``PROJECT_FROM_INTERHAND[i]`` (datasets §C.4 → the project's order)."""
     per_hand = [20]  # wrist
     for finger in range(5):  # thumb, index, middle, ring, little
         per_hand += [4 * finger + (3 - k) for k in range(4)]  # base (native 4f+3) → tip (native 4f)
@@ -178,7 +178,7 @@ def native_to_project(array_: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def world_to_camera(world: np.ndarray, camrot: np.ndarray, campos: np.ndarray) -> np.ndarray:
-    """X_cam = R·(X_world − campos) for N×3 points in mm (datasets.md §C.3; InterNet's ``world2cam``)."""
+    """X_cam = R·(X_world − campos) for N×3 points in mm (datasets §C.3; InterNet's ``world2cam``)."""
     world = np.asarray(world, dtype=np.float64).reshape(-1, 3)
     rot = np.asarray(camrot, dtype=np.float64).reshape(3, 3)
     return (world - np.asarray(campos, dtype=np.float64).reshape(1, 3)) @ rot.T
@@ -851,7 +851,7 @@ def load_or_build_index(
         if human_annot_ids is None:
             raise ValueError(
                 f"data.subset={subset} on the v1.0 layout needs data.human_annot_ids: release v1.0 ships only the "
-                "merged H+M files (datasets.md §C.5); give the H annotation-id list (InterWild's "
+                "merged H+M files (datasets §C.5); give the H annotation-id list (InterWild's "
                 "data/InterHand26M/aid_human_annot_{split}.txt, one id per line; '{split}' is replaced)"
             )
         id_path = Path(str(human_annot_ids).replace("{split}", files.split)).expanduser()

@@ -1,13 +1,13 @@
 """Fake InterHand2.6M annotation sets in the official formats, and a benchmark of the index build.
 
 ``python -m internet_plus.data.interhand_bench --num 200000`` writes ``--num`` annotations of one split in the release
-v1.0 layout (``annotations/<split>/InterHand2.6M_<split>_{data,camera,joint_3d}.json``, ``shared/spec/datasets.md``
+v1.0 layout (``annotations/<split>/InterHand2.6M_<split>_{data,camera,joint_3d}.json``, ``docs/reference/datasets.md``
 §C.1-§C.3; no images) into a temporary folder, then builds the index (:func:`internet_plus.data.interhand.
 load_or_build_index`) in a fresh child process and prints its wall time and peak RSS (``resource.getrusage``
 ``ru_maxrss`` of that process, so the generator's own memory is not counted), and the time of a second, cached open.
 
 :func:`write_fake_split` is also what the tests use to make small fake sets (v1.0 or v0.0 layout, with images on
-request). The content follows the recipe of datasets.md §E: cameras on a ~1 m sphere looking at the hands, the
+request). The content follows the recipe of datasets §E: cameras on a ~1 m sphere looking at the hands, the
 world→camera rule X_cam = R·(X − campos), one annotation per image (annotation id = image id), ``joint_valid`` = the
 joint exists and projects inside the image, the box = 1.2 × the tight box of the valid projected joints,
 ``hand_type_valid`` = 1 for single hands and (> 30 valid joints) for interacting ones, absent hands at the
@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = ["FakeSplit", "hand_template", "look_at", "main", "write_fake_split"]
 
-#: One right hand in InterHand2.6M's native order (per finger tip → base, wrist last; datasets.md §C.4), mm.
+#: One right hand in InterHand2.6M's native order (per finger tip → base, wrist last; datasets §C.4), mm.
 _FINGER_BASES = np.array([[-35.0, -30.0], [-20.0, -85.0], [0.0, -90.0], [18.0, -85.0], [33.0, -78.0]])
 _SEGMENTS = np.array(
     [[30.0, 33.0, 38.0], [22.0, 25.0, 40.0], [24.0, 28.0, 44.0], [23.0, 27.0, 40.0], [20.0, 22.0, 32.0]]

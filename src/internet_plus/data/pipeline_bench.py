@@ -1,6 +1,6 @@
 """Input-pipeline throughput per worker core: ``dataset[i]`` with training augmentation, RHD PNGs and InterHand JPEGs.
 
-The ``performance`` issue's target: "at least 300 samples/s per worker core with training augmentation, for
+The performance target: "at least 300 samples/s per worker core with training augmentation, for
 RHD-format PNGs and for InterHand2.6M-format JPEGs, measured; DataLoader defaults that scale with the machine's
 cores" (the defaults are :func:`internet_plus.data.datamodule.resolve_num_workers`).
 
@@ -56,10 +56,10 @@ __all__ = [
     "run_bench",
 ]
 
-#: The issue's target, samples per second per worker core.
+#: The target, samples per second per worker core.
 TARGET_SAMPLES_PER_S = 300.0
 
-#: InterHand2.6M frame size (W, H): 512×334 or 334×512 in the release (``shared/spec/datasets.md`` §C).
+#: InterHand2.6M frame size (W, H): 512×334 or 334×512 in the release (``docs/reference/datasets.md`` §C).
 INTERHAND_IMAGE_SIZE = (512, 334)
 
 

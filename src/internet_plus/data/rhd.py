@@ -1,14 +1,14 @@
 """The Rendered Hand Pose Dataset (RHD_published_v2) read from its official files, and its torch ``Dataset``.
 
-Format: ``shared/spec/datasets.md`` §A. Protocol: InterNet's RHD loader (``shared/spec/internet_reference.md`` §6.3)
-with hand3d's choice of the scored hand (datasets.md §A.6):
+Format: ``docs/reference/datasets.md`` §A. Protocol: InterNet's RHD loader (``docs/reference/internet.md`` §6.3)
+with hand3d's choice of the scored hand (datasets §A.6):
 
 - **one hand per sample, the dominant one**: the hand with more pixels in the segmentation mask (left class ids
   2-17 against right 18-33), ties to the right hand. The other hand's block is zero with validity 0;
 - ``joint_annotated`` (the evaluation mask) is 1 for all 21 joints of the dominant hand: RHD renders every keypoint,
   so occluded joints have exact ground truth too, and InterNet scores them (its ``joint_valid`` is the annotation's,
   §5.4). With ``eval_visible_only=True`` only the keypoints RHD marks visible are annotated (hand3d's protocol,
-  datasets.md §A.6), which also removes the invisible ones from the training mask;
+  datasets §A.6), which also removes the invisible ones from the training mask;
 - ``joint_valid`` = ``joint_annotated`` × inside the crop after augmentation (§6.1);
 - the crop box is the tight box around the dominant hand's 21 ground-truth keypoints, then ``process_bbox``
   (square, ×1.25; §6.1, §6.3); the absolute root depth is the ground-truth wrist depth (InterNet's 'gt' mode, §5.2);
@@ -75,7 +75,7 @@ RHD_DOWNLOAD_PAGE = "https://lmb.informatik.uni-freiburg.de/resources/datasets/R
 RHD_SPLITS: tuple[str, ...] = ("training", "evaluation")
 Split = Literal["training", "evaluation"]
 
-#: The folder tree the reader expects (``datasets.md`` §A.1); ``depth/`` is not read.
+#: The folder tree the reader expects (datasets §A.1); ``depth/`` is not read.
 RHD_LAYOUT = """\
 <root>/                        (RHD_published_v2, as unzipped)
   training/
@@ -220,7 +220,7 @@ _DOMINANT_CACHE: dict[tuple[str, ...], dict[int, int]] = {}
 
 
 def _mask_hand(path: Path) -> int:
-    """``RIGHT`` or ``LEFT``: the hand with more pixels in one mask PNG (ties → right; datasets.md §A.4, §A.6)."""
+    """``RIGHT`` or ``LEFT``: the hand with more pixels in one mask PNG (ties → right; datasets §A.4, §A.6)."""
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DatasetLayoutError(f"{path}: cannot read this mask PNG (corrupt or not an image)")
@@ -354,7 +354,7 @@ VERIFY_DEPTH_RANGE_M = (0.0, 5.0)
 VERIFY_UV_MARGIN = 1.0
 #: How many problems the summary and the error list (the count is always complete).
 VERIFY_SHOWN = 20
-#: RHD's largest mask class id (0 background, 1 person, 2-17 left hand, 18-33 right hand; datasets.md §A.4).
+#: RHD's largest mask class id (0 background, 1 person, 2-17 left hand, 18-33 right hand; datasets §A.4).
 RHD_MAX_MASK_ID = 33
 
 

@@ -1,4 +1,4 @@
-"""The on-disk format of RHD_published_v2 (``shared/spec/datasets.md`` §A), in one place.
+"""The on-disk format of RHD_published_v2 (``docs/reference/datasets.md`` §A), in one place.
 
 Both the RHD reader and the synthetic generator (which writes this exact format) use these constants, so the
 native ↔ project joint mapping exists exactly once.

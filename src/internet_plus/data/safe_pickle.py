@@ -1,7 +1,7 @@
 """A restricted unpickler for annotation files that hold only numpy arrays and plain containers.
 
 RHD ships its annotations as a pickle (``anno_<set>.pickle``: a dict from int sample id to a dict of numpy arrays,
-``shared/spec/datasets.md`` §A.2). ``pickle.load`` on a downloaded file runs whatever callable the file names, so this
+datasets §A.2). ``pickle.load`` on a downloaded file runs whatever callable the file names, so this
 module never uses it: :func:`load_restricted_pickle` resolves only the handful of globals that numpy arrays, numpy
 scalars and builtin containers need and refuses every other one with :class:`UnsafePickleError` *before* anything is
 called. Python-2 era pickles (byte strings inside numpy arrays) are read with ``encoding="latin1"``, the default here.

@@ -1,10 +1,10 @@
 """The Stereo Hand Pose Tracking Benchmark (STB) read from its official files, its torch ``Dataset`` and data module.
 
-Format: ``shared/spec/datasets.md`` §B. Protocol: InterNet's STB loader (``shared/spec/internet_reference.md`` §6.4,
+Format: ``docs/reference/datasets.md`` §B. Protocol: InterNet's STB loader (``docs/reference/internet.md`` §6.4,
 identical to its RHD loader, §6.3) on the raw STB files instead of InterNet's converted JSON:
 
 - **files**: ``labels/<seq>_SK.mat`` (or ``_BB.mat``), one variable ``handPara`` of shape 3×21×N in mm, frame ``i``
-  = ``handPara[:, :, i]`` = image ``<prefix>_<i>.png`` (no zero padding; datasets.md §B.1, §B.2). Images live in
+  = ``handPara[:, :, i]`` = image ``<prefix>_<i>.png`` (no zero padding; datasets §B.1, §B.2). Images live in
   ``<root>/images/<seq>/`` (the official layout) or ``<root>/<seq>/`` (the layout several codebases use, §B.1);
   both are accepted, per sequence. N need not be 1500, but every label frame needs its image and the folder may not
   hold more frames than the label file;
@@ -15,7 +15,7 @@ identical to its RHD loader, §6.3) on the raw STB files instead of InterNet's c
   from x). All intrinsics and extrinsics are the module constants below (the STB authors' README);
 - **palm → wrist**: STB's joint 0 is the palm centre, the project's root is the wrist. By default the wrist is
   synthesised as ``wrist = ring_MCP + 2·(palm − ring_MCP)``, the rule of hand3d (``use_wrist_coord=True``),
-  hand-graph-cnn (``palm2wrist``) and bihand (datasets.md §B.5): the palm centre lies about halfway between the
+  hand-graph-cnn (``palm2wrist``) and bihand (datasets §B.5): the palm centre lies about halfway between the
   wrist and the ring MCP, so pushing it as far again along that line lands near the wrist, and using the rule most
   later works use keeps our wrist-relative EPE comparable with theirs. ``wrist_rule`` selects bihand's alternatives
   (``middle_mcp`` ×2.2, ``mcp_mean`` = mean of the four finger MCPs ×2.25) or ``palm`` (keep the palm centre as
@@ -95,13 +95,13 @@ __all__ = [
     "verify_stb_records",
 ]
 
-#: The STB authors' page (README with the camera parameters and the download links; datasets.md §0, tag STBR).
+#: The STB authors' page (README with the camera parameters and the download links; datasets §0, tag STBR).
 STB_DOWNLOAD_PAGE = "https://github.com/zhjwustc/icip17_stereo_hand_pose_dataset"
 
-#: The 12 sequences: 6 backgrounds × {Counting, Random} (datasets.md §B.1).
+#: The 12 sequences: 6 backgrounds × {Counting, Random} (datasets §B.1).
 STB_SEQUENCES: tuple[str, ...] = tuple(f"B{b}{kind}" for b in range(1, 7) for kind in ("Counting", "Random"))
 
-#: The standard split (datasets.md §B.6): train on B2-B6, evaluate on B1Counting + B1Random.
+#: The standard split (datasets §B.6): train on B2-B6, evaluate on B1Counting + B1Random.
 STB_SPLITS: dict[str, tuple[str, ...]] = {
     "train": tuple(s for s in STB_SEQUENCES if not s.startswith("B1")),
     "test": ("B1Counting", "B1Random"),
@@ -109,12 +109,12 @@ STB_SPLITS: dict[str, tuple[str, ...]] = {
 Split = Literal["train", "test"]
 CameraName = Literal["sk", "bb_left", "bb_right"]
 
-#: Image size of every STB view (W, H) (datasets.md §B.1).
+#: Image size of every STB view (W, H) (datasets §B.1).
 IMAGE_SIZE = (640, 480)
 
 # ---------------------------------------------------------------------------------------------- camera constants
 # Source: the STB authors' README (github.com/zhjwustc/icip17_stereo_hand_pose_dataset), repeated in hand3d,
-# hand-graph-cnn and bihand; quoted in shared/spec/datasets.md §B.3-§B.4. Units: pixels and millimetres.
+# hand-graph-cnn and bihand; quoted in docs/reference/datasets.md §B.3-§B.4. Units: pixels and millimetres.
 
 #: Bumblebee2 stereo camera (left and right share one K, rectified): (fx, fy, cx, cy).
 BB_INTRINSICS = (822.79041, 822.79041, 318.47345, 250.31296)
@@ -140,7 +140,7 @@ def rodrigues(rvec: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(theta) * kx + (1.0 - np.cos(theta)) * (kx @ kx)
 
 
-#: R of :data:`SK_DEPTH_FROM_COLOR_RVEC` (≈ [[0.999924, −0.003042, −0.011952], …], datasets.md §B.4).
+#: R of :data:`SK_DEPTH_FROM_COLOR_RVEC` (≈ [[0.999924, −0.003042, −0.011952], …], datasets §B.4).
 SK_DEPTH_FROM_COLOR_R: np.ndarray = rodrigues(SK_DEPTH_FROM_COLOR_RVEC)
 SK_DEPTH_FROM_COLOR_R.setflags(write=False)
 
@@ -153,7 +153,7 @@ def intrinsic_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
 def sk_depth_to_color(xyz: np.ndarray) -> np.ndarray:
     """``_SK`` label points (…×3, depth-camera frame, mm) → the colour-camera frame: X_color = Rᵀ (X_SK − T).
 
-    (STBR ``positionCalc``; hand-graph-cnn and bihand write the row-vector form ``(X − T)·R``; datasets.md §B.3.)
+    (STBR ``positionCalc``; hand-graph-cnn and bihand write the row-vector form ``(X − T)·R``; datasets §B.3.)
     """
     xyz = np.asarray(xyz, dtype=np.float64)
     return (xyz - np.asarray(SK_DEPTH_FROM_COLOR_T)) @ SK_DEPTH_FROM_COLOR_R
@@ -193,7 +193,7 @@ class STBCamera:
         return f"{sequence}_{self.label_suffix}.mat"
 
 
-#: The views ``camera`` selects (datasets.md §B.1, §B.3, §B.4).
+#: The views ``camera`` selects (datasets §B.1, §B.3, §B.4).
 CAMERAS: dict[str, STBCamera] = {
     "sk": STBCamera("sk", "SK_color", "SK", SK_COLOR_INTRINSICS, "RealSense F200 colour"),
     "bb_left": STBCamera("bb_left", "BB_left", "BB", BB_INTRINSICS, "Bumblebee2 left"),
@@ -210,7 +210,7 @@ def _camera(camera: str | STBCamera) -> STBCamera:
 
 
 # ---------------------------------------------------------------------------------------------- joint order
-# STB native order (21, datasets.md §B.2): 0 palm centre; 1-4 little MCP, PIP, DIP, tip; 5-8 ring; 9-12 middle;
+# STB native order (21, datasets §B.2): 0 palm centre; 1-4 little MCP, PIP, DIP, tip; 5-8 ring; 9-12 middle;
 # 13-16 index; 17-20 thumb MCP, PIP, DIP, tip (each finger base → tip, fingers little → thumb).
 STB_PALM = 0
 STB_MCP = {"little": 1, "ring": 5, "middle": 9, "index": 13, "thumb": 17}
@@ -223,7 +223,7 @@ PROJECT_FROM_STB: np.ndarray = np.array(
 PROJECT_FROM_STB.setflags(write=False)
 
 #: Palm → wrist rules: name → (native reference joints averaged into the reference point, default factor).
-#: wrist = ref + factor·(palm − ref); ``palm`` keeps the palm centre (factor 1). Sources: datasets.md §B.5.
+#: wrist = ref + factor·(palm − ref); ``palm`` keeps the palm centre (factor 1). Sources: datasets §B.5.
 WRIST_RULES: dict[str, tuple[tuple[int, ...], float]] = {
     "ring_mcp": ((STB_MCP["ring"],), 2.0),  # hand3d use_wrist_coord=True, hand-graph-cnn palm2wrist, bihand
     "middle_mcp": ((STB_MCP["middle"],), 2.2),  # bihand alternative
@@ -269,7 +269,7 @@ def project(xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- layout and errors
 
-#: The folder tree the reader expects (datasets.md §B.1); ``SK_depth_*`` is not read.
+#: The folder tree the reader expects (datasets §B.1); ``SK_depth_*`` is not read.
 STB_LAYOUT = """\
 <root>/
   images/                                   (this level may be left out: <root>/B1Counting/... works too)

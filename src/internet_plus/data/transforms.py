@@ -1,4 +1,4 @@
-"""InterNet's crop and augmentation geometry, shared by every data set (``shared/spec/internet_reference.md`` §6.1).
+"""InterNet's crop and augmentation geometry, shared by every data set (``docs/reference/internet.md`` §6.1).
 
 The pipeline of one sample, as in InterNet's ``common/utils/preprocessing.py``:
 
@@ -21,7 +21,7 @@ the *mirrored* image: a flipped sample is a sample of the mirrored image (``docs
 are mirrored too (:func:`mirror_princpt`) and whose camera-frame joints have x negated (:func:`mirror_camera`).
 
 Nothing here modifies its inputs: boxes and joint arrays are copied (InterNet shifts the stored box in place, which
-makes the translation drift across epochs with persistent workers; ``internet_reference.md`` §7.11).
+makes the translation drift across epochs with persistent workers; ``docs/reference/internet.md`` §7.11).
 """
 
 from __future__ import annotations

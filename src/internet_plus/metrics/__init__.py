@@ -1,4 +1,4 @@
-"""The project's metrics (``shared/spec/contract.md``, "Metric names").
+"""The project's metrics (``docs/reference/conventions.md``, "Metric names").
 
 * :mod:`internet_plus.metrics.functional` — numpy reference definitions (EPE, median, PCK, AUC, handedness
   accuracy, InterHand2.6M's MPJPE and MRRPE);

@@ -1,4 +1,4 @@
-"""Numpy reference implementations of the project's metrics (``shared/spec/contract.md``, "Metric names").
+"""Numpy reference implementations of the project's metrics (``docs/reference/conventions.md``, "Metric names").
 
 Shapes: N samples, K joints (K = 42 in the project's order, right hand 0–20, left hand 21–41), 3 coordinates in mm.
 A ``mask`` is N×K, nonzero where a joint is scored. These functions are the readable definitions that the
@@ -31,7 +31,7 @@ def _hands(array: np.ndarray) -> np.ndarray:
 def root_relative(joints: np.ndarray) -> np.ndarray:
     """Subtract each hand's own wrist (joints 0 and 21) from that hand's joints: N×K×3 -> N×K×3.
 
-    The wrists become exactly 0 (internet_reference §5.2 step 6).
+    The wrists become exactly 0 (internet §5.2 step 6).
     """
     joints = np.asarray(joints, dtype=np.float64)
     hands = _hands(joints)
@@ -42,7 +42,7 @@ def root_relative_mask(mask: np.ndarray) -> np.ndarray:
     """N×K boolean mask of joints whose root-relative error is defined: the joint *and* its hand's wrist are valid.
 
     A root-relative coordinate needs the wrist; InterNet invalidates a hand whose wrist is not annotated at load time
-    (internet_reference §7.8), which this reproduces for masks that do not do so already.
+    (internet §7.8), which this reproduces for masks that do not do so already.
     """
     mask = np.asarray(mask) > 0
     hands = _hands(mask)
@@ -112,7 +112,7 @@ def auc(pck: np.ndarray, thresholds: np.ndarray = PCK_THRESHOLDS) -> float:
 def handedness_accuracy(prob: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
     """Fraction of valid samples whose thresholded probabilities match the labels on both hands (``handedness_acc``).
 
-    A sample is correct when (prob > 0.5) == (gt > 0.5) for both [right, left] labels (internet_reference §5.3).
+    A sample is correct when (prob > 0.5) == (gt > 0.5) for both [right, left] labels (internet §5.3).
 
     Args:
         prob: N×2 predicted presence probabilities [right, left].
@@ -127,7 +127,7 @@ def handedness_accuracy(prob: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> 
 def mpjpe_per_joint_mean(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
     """InterNet's MPJPE: the mean over joints of each joint's mean error over its scored samples, mm.
 
-    internet_reference §5.3/§5.4: a mean of per-joint means, not a pooled mean (:func:`epe`). Joints never scored
+    internet §5.3/§5.4: a mean of per-joint means, not a pooled mean (:func:`epe`). Joints never scored
     are skipped (InterNet's ``np.mean`` of an empty list would make the whole result NaN); NaN if none is scored.
     """
     errors, valid = joint_errors(pred, gt, mask)
@@ -142,7 +142,7 @@ def mpjpe_per_joint_mean(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> 
 def mrrpe(pred_cam: np.ndarray, gt_cam: np.ndarray, valid: np.ndarray) -> float:
     """Mean relative-root position error: mean over valid samples of ‖(L − R)_pred − (L − R)_gt‖₂, mm (``mrrpe_mm``).
 
-    R and L are the right and left wrists (joints 0 and 21) in camera coordinates (internet_reference §5.3; InterNet's
+    R and L are the right and left wrists (joints 0 and 21) in camera coordinates (internet §5.3; InterNet's
     choice of absolute depth for the predicted wrists belongs to the decoding, not to this metric).
 
     Args:

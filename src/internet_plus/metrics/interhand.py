@@ -1,4 +1,4 @@
-"""InterHand2.6M's metrics in InterNet's definitions (``shared/spec/internet_reference.md`` §5.3, ``datasets.md`` §C.6),
+"""InterHand2.6M's metrics in InterNet's definitions (``docs/reference/internet.md`` §5.3, datasets §C.6),
 as torchmetrics ``Metric`` classes with numpy reference functions next to them.
 
 * ``mpjpe_single_mm``, ``mpjpe_interacting_mm``, ``mpjpe_all_mm`` (:class:`InterHandMPJPE`): each hand is made

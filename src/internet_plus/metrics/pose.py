@@ -51,7 +51,7 @@ class PoseErrorMetrics(Metric):
     """Root-relative 3-D errors: ``epe_mm``, ``epe_median_mm``, ``pck_curve`` and ``auc_20_50`` (contract).
 
     ``update(pred_cam, gt_cam, mask)`` root-aligns both poses per hand (each hand minus its own wrist, joints 0 and
-    21; internet_reference §5.2 step 6, so wrists count with 0 error) and scores the joints where ``mask`` is nonzero
+    21; internet §5.2 step 6, so wrists count with 0 error) and scores the joints where ``mask`` is nonzero
     *and* that hand's wrist is too. ``compute()`` returns
 
     * ``epe_mm``: the mean error pooled over all scored joints (mm);
@@ -146,7 +146,7 @@ def handedness_counts(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(correct, total) of one batch for ``handedness_acc``, float64 scalars on ``device`` (no shape checks).
 
-    A sample is correct when (prob > 0.5) == (gt > 0.5) for all its labels (internet_reference §5.3); it counts only
+    A sample is correct when (prob > 0.5) == (gt > 0.5) for all its labels (internet §5.3); it counts only
     where ``valid`` is nonzero. Shared by :class:`HandednessAccuracy` and
     :class:`~internet_plus.metrics.interhand.InterHandHandedness`.
     """
@@ -159,7 +159,7 @@ class HandednessAccuracy(Metric):
     """``handedness_acc``: fraction of valid samples whose two thresholded probabilities match the labels.
 
     ``update(prob, gt, valid)``: a sample is correct when (prob > 0.5) == (gt > 0.5) for both [right, left] labels
-    (internet_reference §5.3), counted only where ``valid`` (the sample's ``hand_type_valid``) is nonzero.
+    (internet §5.3), counted only where ``valid`` (the sample's ``hand_type_valid``) is nonzero.
     ``compute()`` returns a float32 scalar, NaN when no valid sample has been seen.
     """
 

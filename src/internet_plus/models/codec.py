@@ -1,4 +1,4 @@
-"""InterNet's target generation and test-time decoding (``shared/spec/internet_reference.md`` §4 and §5).
+"""InterNet's target generation and test-time decoding (``docs/reference/internet.md`` §4 and §5).
 
 :class:`HeatmapCodec` maps joints between the three spaces of the pipeline:
 
@@ -29,7 +29,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class HeatmapCodec:
-    """Joints <-> heatmaps <-> pixels and millimetres, exactly as InterNet (internet_reference §4, §5).
+    """Joints <-> heatmaps <-> pixels and millimetres, exactly as InterNet (internet §4, §5).
 
     A plain object (not an ``nn.Module``): it holds no parameters or buffers, and every tensor it builds is created on
     the device and in the dtype of its inputs.
@@ -44,7 +44,7 @@ class HeatmapCodec:
         root_depth_bins: R, bins of the 1-D relative root-depth distribution (64 in InterNet).
         root_depth_range_mm: span of the relative root depth (left wrist − right wrist) covered by the R bins
             (400 mm in InterNet).
-        peak: value of the Gaussian target at its centre (255 in InterNet, §4.3 and pitfall §7.2).
+        peak: value of the Gaussian target at its centre (255 in InterNet, §4.3 and internet §7.2).
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class HeatmapCodec:
 
     # ------------------------------------------------------------------------------------------------ encoding (§4.2)
     def encode_joints(self, joints_img: torch.Tensor, joint_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input space -> continuous heatmap coordinates, plus the training validity (internet_reference §4.2).
+        """Input space -> continuous heatmap coordinates, plus the training validity (internet §4.2).
 
         x_hm = x · H / S and y_hm = y · H / S (no half-pixel offset); z_hm = (z_rel / (range/2) + 1) / 2 · D, so
         z_rel = 0 maps to D/2. The validity is ``joint_valid`` times 0 ≤ z_hm < D (InterNet's depth check) and
@@ -130,7 +130,7 @@ class HeatmapCodec:
     def encode_root_depth(
         self, rel_root_mm: torch.Tensor, root_valid: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Relative root depth in mm -> continuous bin coordinate, plus its validity (internet_reference §4.2).
+        """Relative root depth in mm -> continuous bin coordinate, plus its validity (internet §4.2).
 
         bins = (rel / (range/2) + 1) / 2 · R; the validity is ``root_valid`` times 0 ≤ bins < R (non-finite values
         are invalid and encoded as 0).
@@ -168,14 +168,14 @@ class HeatmapCodec:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three 1-D factors of the unit-peak Gaussian: g_z (B×J×D), g_y (B×J×H), g_x (B×J×W).
 
-        target[b, j, k, i, l] = peak · g_z[b, j, k] · g_y[b, j, i] · g_x[b, j, l] (internet_reference §4.3).
+        target[b, j, k, i, l] = peak · g_z[b, j, k] · g_y[b, j, i] · g_x[b, j, l] (internet §4.3).
         """
         inv = -1.0 / (2.0 * self.sigma**2)
         dz, dy, dx = self._axis_grids(coords_hm, shape or self.volume_shape)
         return torch.exp(dz * inv), torch.exp(dy * inv), torch.exp(dx * inv)
 
     def render(self, coords_hm: torch.Tensor, shape: tuple[int, int, int] | None = None) -> torch.Tensor:
-        """InterNet's dense Gaussian target B×J×D×H×W (internet_reference §4.3, ``render_gaussian_heatmap``).
+        """InterNet's dense Gaussian target B×J×D×H×W (internet §4.3, ``render_gaussian_heatmap``).
 
         peak · exp(−[(xx−x)² + (yy−y)² + (zz−z)²] / (2σ²)) over the integer voxel grid, with continuous (not rounded)
         centres and no truncation window; every joint is rendered, valid or not. This is the reference: training uses
@@ -204,7 +204,7 @@ class HeatmapCodec:
     def heatmap_mse(self, pred: torch.Tensor, coords_hm: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """InterNet's masked heatmap MSE without the dense target (same value as :meth:`heatmap_mse_dense`).
 
-        InterNet's loss (internet_reference §3.1) is mean over all B·J·D·H·W elements of (pred − target)² · valid[b, j],
+        InterNet's loss (internet §3.1) is mean over all B·J·D·H·W elements of (pred − target)² · valid[b, j],
         masked elements included in the denominator. The target is separable, target = peak · g_z ⊗ g_y ⊗ g_x
         (:meth:`gaussian_factors`), so the residual pred − target is written in one pass straight into its own
         buffer, ``addcmul(pred, g_z, g_y ⊗ g_x, value=−peak)`` with broadcasting, and no target volume is ever built.
@@ -213,7 +213,7 @@ class HeatmapCodec:
         The backward is written out (:class:`_ResidualHeatmapMSE`): the gradient 2 · residual · valid / N, the dense
         one, is the saved residual scaled in place. So the loss + backward holds the prediction and one more volume
         (the residual, then the gradient), never the target or the dense formulation's same-sized intermediates (the
-        ``performance`` issue: peak memory at most half of the dense formulation's, measured by
+        the performance target: peak memory at most half of the dense formulation's, measured by
         :mod:`internet_plus.models.loss_memory`).
         When ``coords_hm`` or ``valid`` require grad (never in training), the same expression runs through autograd.
 
@@ -252,7 +252,7 @@ class HeatmapCodec:
             return (per_joint * valid.to(device=pred.device, dtype=per_joint.dtype)).sum() / pred.numel()
 
     def heatmap_mse_dense(self, pred: torch.Tensor, coords_hm: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """The reference: InterNet's loss with the dense target of :meth:`render` (internet_reference §3.1, §4.3).
+        """The reference: InterNet's loss with the dense target of :meth:`render` (internet §3.1, §4.3).
 
         mean over all B·J·D·H·W elements of (pred − target)² · valid[b, j]. Builds the full target volume (about
         672 MiB for B=16 at 64³); same arguments, precision policy and value as :meth:`heatmap_mse`.
@@ -267,10 +267,10 @@ class HeatmapCodec:
 
     # ------------------------------------------------------------------------------------------------ decoding (§5)
     def decode_heatmaps(self, heatmaps: torch.Tensor) -> torch.Tensor:
-        """Hard argmax over each joint's whole volume -> integer voxel coordinates as float (internet_reference §5.1).
+        """Hard argmax over each joint's whole volume -> integer voxel coordinates as float (internet §5.1).
 
         With idx the flattened (D, H, W) argmax: z = idx // (H·W), y = (idx // W) % H, x = idx % W. No soft-argmax and
-        no sub-voxel offset (pitfall §7.5). Ties resolve to the first maximum in (z, y, x) raster order.
+        no sub-voxel offset (internet §7.5). Ties resolve to the first maximum in (z, y, x) raster order.
 
         Args:
             heatmaps: B×J×D×H×W.
@@ -288,7 +288,7 @@ class HeatmapCodec:
         return torch.stack([x, y, z], dim=-1).to(torch.float32)
 
     def decode_root_depth(self, bins: torch.Tensor) -> torch.Tensor:
-        """Root-depth bins -> relative root depth in mm: (bins / R · 2 − 1) · range / 2 (internet_reference §5.2)."""
+        """Root-depth bins -> relative root depth in mm: (bins / R · 2 − 1) · range / 2 (internet §5.2)."""
         bins = bins if bins.is_floating_point() else bins.to(torch.float32)
         return (bins / self.root_depth_bins * 2.0 - 1.0) * (self.root_depth_range_mm / 2.0)
 
@@ -314,7 +314,7 @@ class HeatmapCodec:
         focal: torch.Tensor,
         princpt: torch.Tensor,
     ) -> torch.Tensor:
-        """Input space -> camera millimetres (internet_reference §5.2 steps 1, 4, 5).
+        """Input space -> camera millimetres (internet §5.2 steps 1, 4, 5).
 
         (u, v) = inv_trans · (x, y, 1) in original-image pixels; Z = z_rel + the absolute wrist depth of the joint's
         own hand (joints 0–20 use ``abs_root_depth[:, 0]`` (right), 21–41 ``abs_root_depth[:, 1]`` (left), as
@@ -363,7 +363,7 @@ class HeatmapCodec:
         return joints_cam[..., :2] / joints_cam[..., 2:3] * focal + princpt
 
     def decode(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """PoseNet outputs -> predictions in pixels and millimetres (internet_reference §5.1, §5.2).
+        """PoseNet outputs -> predictions in pixels and millimetres (internet §5.1, §5.2).
 
         Args:
             outputs: PoseNet's dict: ``heatmaps`` B×J×D×H×W, ``root_bins`` B (soft-argmax bins), ``hand_logits`` B×2

@@ -1,4 +1,4 @@
-"""Inference-time rewrites of a trained model that keep its outputs (issue #8, "Performance", target 1).
+"""Inference-time rewrites of a trained model that keep its outputs (performance target 1).
 
 :func:`optimize_for_inference` returns a frozen copy of a :class:`~internet_plus.lit_module.HandPoseModule` whose
 forward pass gives the same outputs up to floating-point rounding, faster:

@@ -1,6 +1,6 @@
 """Peak tensor memory of the heatmap loss + backward, lean (:meth:`HeatmapCodec.heatmap_mse`) vs dense (InterNet).
 
-The ``performance`` issue's target: "the heatmap loss without the dense Gaussian target volume (InterNet renders
+The performance target: "the heatmap loss without the dense Gaussian target volume (InterNet renders
 42×64³ floats per sample, 672 MiB per batch of 16, and keeps several same-sized intermediates): identical loss and
 gradients to the dense formulation (relative difference at most 1e-5, tested), and peak memory per training sample at
 most half of the dense formulation's, measured and reported."

@@ -1,9 +1,9 @@
-"""InterNet's three training losses (``shared/spec/internet_reference.md`` §3), reduced exactly as InterNet does.
+"""InterNet's three training losses (``docs/reference/internet.md`` §3), reduced exactly as InterNet does.
 
 * ``loss_heatmap`` — (pred − target)² · joint_valid, averaged over **all** B·42·D·H·W elements, masked ones included
-  (§3.1, pitfall §7.2); the target is the peak-255 Gaussian of §4.3 around the encoded joint (§4.2);
+  (§3.1, internet §7.2); the target is the peak-255 Gaussian of §4.3 around the encoded joint (§4.2);
 * ``loss_root`` — |root_bins − gt_bins| · root_valid in **bin units** (1 bin = 6.25 mm by default), averaged over the
-  batch, masked samples included (§3.2, pitfall §7.4);
+  batch, masked samples included (§3.2, internet §7.4);
 * ``loss_handedness`` — binary cross-entropy of the two hand-presence labels, averaged over the 2 labels, times
   hand_type_valid, averaged over the batch (§3.3). It is computed from the **logits** with
   ``binary_cross_entropy_with_logits``, the numerically safe equivalent of InterNet's BCE on sigmoid outputs (§7.15).
@@ -21,12 +21,12 @@ from torch import nn
 
 from internet_plus.models.codec import HeatmapCodec
 
-#: InterNet's loss weights: a plain, unweighted sum (internet_reference §3).
+#: InterNet's loss weights: a plain, unweighted sum (internet §3).
 DEFAULT_WEIGHTS: dict[str, float] = {"heatmap": 1.0, "root": 1.0, "handedness": 1.0}
 
 
 class InterNetLoss(nn.Module):
-    """InterNet's heatmap, relative-root-depth and hand-type losses (internet_reference §3).
+    """InterNet's heatmap, relative-root-depth and hand-type losses (internet §3).
 
     Args:
         codec: the :class:`HeatmapCodec` that encodes the targets (§4.2) and evaluates the heatmap MSE.

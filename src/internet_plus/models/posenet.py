@@ -1,6 +1,6 @@
 """InterNet's PoseNet head (Moon et al., ECCV 2020; InterNet+ paper §3.1, Figure 2), unchanged by InterNet+.
 
-From the feature map B×C×h×w it predicts (``shared/spec/internet_reference.md`` §2.2):
+From the feature map B×C×h×w it predicts (``docs/reference/internet.md`` §2.2):
 
 * two identical 3-D heatmap branches, one per hand (no weight sharing): three 4×4/2 transposed convolutions
   (bias-free) each followed by BN + ReLU, then a 1×1 convolution (with bias) to ``joints_per_hand × depth_bins``
@@ -10,7 +10,7 @@ From the feature map B×C×h×w it predicts (``shared/spec/internet_reference.md
   R bins (a continuous bin coordinate in [0, R-1]);
 * the hand type: global average pool → Linear(C, 512) → ReLU → Linear(512, 2). The head returns **logits**; the
   sigmoid is applied by the decoder and the loss uses BCE-with-logits (the numerically safe equivalent of InterNet's
-  BCE on sigmoid outputs, internet_reference §3.3).
+  BCE on sigmoid outputs, internet §3.3).
 
 With 2048 input channels and the default sizes it has exactly 23,797,442 parameters. The input width follows the
 backbone (``in_channels``), so InterNet+ (2048) and a 1280-wide variant both plug in unchanged.

@@ -43,7 +43,7 @@ from internet_plus.metrics.functional import PCK_THRESHOLDS
 
 log = logging.getLogger(__name__)
 
-#: The paper's numbers, copied from the text of its tables (``shared/paper/internet_plus_paper.txt``):
+#: The paper's numbers, copied from the text of its tables (InterNet+, Sensors 2021):
 #: table -> the paper's row label -> column -> value.
 #:
 #: * Table 2: "Comparison of various methods on the accuracy of hand pose estimation on the STB and RHD datasets",

@@ -472,7 +472,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     model.eval().to(device)
-    if cfg.get("optimize", True):  # the exact inference rewrites of models/inference.py (issue #8)
+    if cfg.get("optimize", True):  # the exact inference rewrites of models/inference.py
         keep_freed_memory()
         model = optimize_for_inference(model)  # type: ignore[assignment]
     input_size = int(model.codec.input_size)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class MultirunWithDDPError(RuntimeError):
-    """Hydra multirun and multi-device DDP in one process tree (shared/spec/anchors_and_pitfalls.md §5.1)."""
+    """Hydra multirun and multi-device DDP in one process tree (docs/reference/design_notes.md §5.1)."""
 
 
 def device_count(devices: object) -> int:

@@ -1,4 +1,4 @@
-"""Keep freed memory in the process instead of handing it back to the kernel (issue #8, "Performance").
+"""Keep freed memory in the process instead of handing it back to the kernel (a performance measure).
 
 glibc's ``malloc`` serves every request above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and returns
 it with ``munmap`` when the tensor dies. InterNet's heatmap volumes are far above that (42×64³ floats = 44 MiB per

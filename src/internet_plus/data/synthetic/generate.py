@@ -1,4 +1,4 @@
-"""Generate a synthetic data set on disk in the exact RHD_published_v2 format (``shared/spec/datasets.md`` §A).
+"""Generate a synthetic data set on disk in the exact RHD_published_v2 format (``docs/reference/datasets.md`` §A).
 
 Sample ``i`` of a split is drawn from a generator seeded by ``(seed, split, i)`` only, so it is identical however many
 samples are generated, in which order and by how many worker processes. The set is written as
