@@ -95,3 +95,35 @@ def test_the_real_samples_are_in_the_fixtures_with_their_attribution() -> None:
         assert {p.name for p in (REAL_SAMPLES / folder).iterdir()} == files
     readme = (REAL_SAMPLES / "README.md").read_text()
     assert "MMPose" in readme and "Apache" in readme
+
+
+def _architecture_tree() -> set[str]:
+    """The file paths named by the tree in docs/architecture.md (two spaces of indent per folder level)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("```\nsrc/internet_plus/\n", 1)[1].split("```", 1)[0]
+    stack: list[str] = []
+    paths = set()
+    for line in block.splitlines():
+        stripped = line.lstrip(" ")
+        if not stripped or len(line) - len(stripped) > 2 * (len(stack) + 1):
+            continue  # a continuation line of a description
+        depth = (len(line) - len(stripped)) // 2 - 1
+        name = stripped.split()[0]
+        stack = stack[:depth]
+        if name.endswith("/"):
+            stack.append(name.rstrip("/"))
+        else:
+            paths.add("/".join([*stack, name]))
+    return paths
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    package = ROOT / "src" / "internet_plus"
+    modules = {
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.read_text().strip()  # empty __init__.py files only mark packages
+    }
+    named = _architecture_tree()
+    assert not modules - named, f"modules missing from docs/architecture.md: {sorted(modules - named)}"
+    assert not named - modules, f"docs/architecture.md names files that do not exist: {sorted(named - modules)}"
