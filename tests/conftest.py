@@ -14,6 +14,8 @@ REAL_SAMPLES = ROOT / "tests" / "fixtures" / "real_samples"
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+import internet_plus  # noqa: E402, F401  (registers the config resolvers, as train.py's import does)
+
 
 @pytest.fixture(autouse=True)
 def _isolate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,7 +45,6 @@ TINY = [
     "data.pin_memory=false",
     "model.posenet.deconv_channels=16",
     "model.posenet.mlp_hidden=32",
-    "model.codec.heatmap_size=16",
     "model.codec.depth_bins=16",
     "model.codec.root_depth_bins=16",
     "model.codec.sigma=1.0",
@@ -102,5 +103,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     reason = pytest.mark.skip(reason="needs a CUDA device (run `make test-gpu` on a GPU machine)")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:
             item.add_marker(reason)

@@ -234,3 +234,43 @@ def test_inconsistent_geometry_fails_at_construction(tmp_path: Path) -> None:
     cfg = compose_config("train", [*TINY, "data.input_size=70"], tmp_path)
     with pytest.raises(Exception, match="multiple of 32"):
         hydra.utils.instantiate(cfg.model)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "heatmap"),
+    [
+        ([], 64),
+        (["data.input_size=128"], 32),
+        (["data.input_size=320"], 80),
+        (["model.posenet.num_deconv=2"], 32),
+        (["experiment=paper_rhd", "data.input_size=128"], 32),
+        (["experiment=quickstart"], 16),
+    ],
+)
+def test_heatmap_size_follows_the_input_size(overrides: list[str], heatmap: int, tmp_path: Path) -> None:
+    """Changing data.input_size (or the deconvolutions) alone gives a model whose head and codec agree."""
+    cfg = compose_config("train", ["logger=none", *overrides], tmp_path)
+    assert cfg.model.codec.heatmap_size == heatmap == cfg.data.input_size // 32 * 2**cfg.model.posenet.num_deconv
+    model = hydra.utils.instantiate(cfg.model)  # _check_geometry would refuse a disagreement
+    assert model.codec.heatmap_size == heatmap
+
+
+def test_an_input_size_off_the_stride_is_named(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["logger=none", "data.input_size=100"], tmp_path)
+    with pytest.raises(Exception, match=r"data.input_size=100 must be a positive multiple of 32"):
+        _ = cfg.model.codec.heatmap_size
+
+
+@pytest.mark.parametrize(("trainer", "advice"), [("gpu", "trainer=cpu"), ("ddp", "trainer=ddp_cpu")])
+def test_a_gpu_trainer_without_cuda_names_the_cpu_config(
+    trainer: str, advice: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from internet_plus.tasks import train as train_task
+    from internet_plus.tasks.common import NoGPUError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_config("train", [f"trainer={trainer}", "logger=none"], tmp_path)
+    with pytest.raises(NoGPUError, match=advice) as err:
+        train_task.run(cfg)
+    assert "CUDA is not available" in str(err.value)
+    assert not (tmp_path / "checkpoints").exists()  # stopped before any work

@@ -571,7 +571,6 @@ def ddp_section(settings: Settings, report: Report, data_dir: Path, script_args:
         f"data.num_eval={max(8, settings.batch_size)}",
         f"data.batch_size={settings.batch_size * devices}",
         f"data.input_size={settings.input_size}",
-        f"model.codec.heatmap_size={settings.input_size // 32 * 8}",
         "data.val_fraction=0.25",
         "callbacks.step_checkpoint=null",
         f"hydra.run.dir={run_dir}",

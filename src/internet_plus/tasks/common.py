@@ -19,6 +19,30 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
+class NoGPUError(RuntimeError):
+    """The trainer config asks for a GPU on a machine where CUDA is not available."""
+
+
+def check_accelerator(trainer_cfg: DictConfig | Mapping[str, Any]) -> None:
+    """Stop at once, naming the CPU configs, when ``trainer.accelerator`` asks for a GPU that is not there.
+
+    Without this check Lightning fails later with ``No supported gpu backend found!``, which names no way out.
+    """
+    import torch
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    devices = trainer_cfg.get("devices", 1)
+    several = str(trainer_cfg.get("strategy", "")).startswith("ddp") or str(devices) not in ("1", "auto")
+    instead = "trainer=ddp_cpu (the same DDP code path on the CPU: 2 processes, gloo)" if several else "trainer=cpu"
+    raise NoGPUError(
+        f"trainer.accelerator={accelerator} asks for a GPU, but CUDA is not available on this machine "
+        f"(torch.cuda.is_available() is False; torch {torch.__version__}). Use {instead}, or trainer=default, which "
+        "picks the GPU when there is one and the CPU otherwise."
+    )
+
+
 def wandb_has_credentials() -> bool:
     """True when W&B can authenticate without asking: an API key in the environment or in ~/.netrc."""
     if os.environ.get("WANDB_API_KEY"):

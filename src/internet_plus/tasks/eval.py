@@ -16,7 +16,13 @@ import lightning as L
 from omegaconf import DictConfig
 
 from internet_plus.lit_module import HandPoseModule
-from internet_plus.tasks.common import finish_wandb, format_metrics_table, instantiate_loggers, write_metrics_json
+from internet_plus.tasks.common import (
+    check_accelerator,
+    finish_wandb,
+    format_metrics_table,
+    instantiate_loggers,
+    write_metrics_json,
+)
 from internet_plus.utils.allocator import keep_freed_memory
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``cfg.data``; returns the test metrics."""
+    check_accelerator(cfg.trainer)
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")

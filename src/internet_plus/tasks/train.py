@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from internet_plus.callbacks import AtomicCheckpointIO, SigtermCheckpoint
 from internet_plus.tasks.common import (
+    check_accelerator,
     finish_wandb,
     format_metrics_table,
     instantiate_callbacks,
@@ -88,6 +89,7 @@ def check_launch_mode(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train (and test) as configured; returns the test metrics (``test/<name>`` → value)."""
     check_launch_mode(cfg)
+    check_accelerator(cfg.trainer)
     resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
     if cfg.get("keep_freed_memory", True):
         keep_freed_memory()  # utils/allocator.py: big per-step tensors reuse memory instead of page-faulting
