@@ -18,12 +18,12 @@ from omegaconf import DictConfig  # noqa: E402
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Fit, then test the best checkpoint; returns the test EPE (for Hydra sweepers)."""
-    from internet_plus.tasks.sweep import run_job
+    """Fit, then test the best checkpoint; returns ``optimized_metric`` (default the test EPE) to Hydra sweepers."""
+    from internet_plus.tasks.sweep import run_job, sweeper_value
     from internet_plus.tasks.train import run
 
     results = run_job(run, cfg)  # in a multirun, a failing job is recorded and the sweep goes on
-    return results.get("test/epe_mm")
+    return sweeper_value(results, cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

@@ -209,6 +209,7 @@ def test_validation_history_in_a_tiny_training_run(synthetic_root: Path, tmp_pat
         "trainer.num_sanity_val_steps=1",
         "test=false",
         "callbacks.model_checkpoint=null",  # no checkpoint writes: only the history is under test
+        "callbacks.last_checkpoint=null",
         "callbacks.step_checkpoint=null",
         "callbacks.lr_monitor=null",
     )

@@ -210,9 +210,12 @@ def test_quickstart_is_internet_plus_on_synthetic_cpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("debug", DEBUGS)
-def test_every_debug_preset_composes(debug: str, tmp_path: Path) -> None:
+def test_every_debug_preset_keeps_the_task_and_sends_single_runs_to_logs_debug(debug: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"debug={debug}"], tmp_path)
-    assert cfg.task_name == "debug"
+    assert cfg.task_name == "train"  # not renamed: a sweep keeps its folders and its W&B group
+    assert "/debug/runs/" in cfg.hydra.run.dir  # a single debug run is kept apart (resume=last never finds it)
+    sweep = compose_config("train", ["experiment=ablation", f"debug={debug}"], tmp_path)
+    assert sweep.task_name == "ablation" and "/ablation/multiruns/" in sweep.hydra.sweep.dir
 
 
 def test_unknown_option_lists_valid_ones(tmp_path: Path) -> None:

@@ -99,14 +99,21 @@ def test_predict_real_samples(tiny_ckpt: Path, real_samples: Path, tmp_path: Pat
         for file in sorted((real_samples / sub).iterdir()):
             if file.suffix in (".png", ".jpg"):
                 shutil.copy(file, images / file.name)
-    # RHD with its annotated (scored-hand) boxes, InterHand2.6M with the whole image
+    # RHD with its annotated (scored-hand) boxes, InterHand2.6M with the whole image (asked for explicitly)
     annotations = json.loads((real_samples / "rhd" / "test_rhd.json").read_text())
     names = {im["id"]: im["file_name"] for im in annotations["images"]}
     for ann in annotations["annotations"]:
         boxes[names[ann["image_id"]]] = ann["bbox"]
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     out = tmp_path / "out"
-    cfg = _predict_cfg(tiny_ckpt, tmp_path, f"input={images}", f"out={out}", f"boxes={tmp_path / 'boxes.json'}")
+    cfg = _predict_cfg(
+        tiny_ckpt,
+        tmp_path,
+        f"input={images}",
+        f"out={out}",
+        f"boxes={tmp_path / 'boxes.json'}",
+        "boxes_missing=whole_image",
+    )
     summary = predict_task.run(cfg)
     stems = sorted(p.stem for p in images.iterdir())
     assert summary["num_ok"] == len(stems) == 7 and summary["num_errors"] == 0
@@ -140,16 +147,30 @@ def test_predict_folder_with_corrupt_file_and_bad_boxes(tiny_ckpt: Path, tmp_pat
     out = tmp_path / "out"
     cfg = _predict_cfg(tiny_ckpt, tmp_path, f"input={folder}", f"out={out}", f"boxes={tmp_path / 'boxes.json'}")
     summary = predict_task.run(cfg)
-    assert summary["predicted"] == ["a", "b"]
+    assert summary["predicted"] == ["b"]
     errors = {e["name"]: e for e in json.loads((out / "errors.json").read_text())}
-    assert set(errors) == {"broken", "c", "d", "e"}
+    assert set(errors) == {"a", "broken", "c", "d", "e"}
     assert "broken.jpg" in errors["broken"]["source"] and "cannot read" in errors["broken"]["error"]
+    assert "no box for it" in errors["a"]["error"] and "boxes_missing=whole_image" in errors["a"]["error"]
     assert "non-positive" in errors["c"]["error"]
     assert "outside" in errors["d"]["error"]
     assert "non-finite" in errors["e"]["error"]
-    for name in ("a", "b"):
-        _check_record(json.loads((out / f"{name}.json").read_text()), out)
+    _check_record(json.loads((out / "b.json").read_text()), out)
     assert json.loads((out / "b.json").read_text())["box"] == [20.0, 10.0, 40.0, 50.0]
+    assert not (out / "a.json").exists()  # never a silent whole-image fallback
+
+    # asked for explicitly, an image without a box is predicted on the whole image
+    out2 = tmp_path / "out2"
+    cfg = _predict_cfg(
+        tiny_ckpt,
+        tmp_path,
+        f"input={folder}",
+        f"out={out2}",
+        f"boxes={tmp_path / 'boxes.json'}",
+        "boxes_missing=whole_image",
+    )
+    assert predict_task.run(cfg)["predicted"] == ["a", "b"]
+    assert json.loads((out2 / "a.json").read_text())["box_source"] == "whole_image"
 
 
 def test_predict_video_one_record_per_frame(tiny_ckpt: Path, tmp_path: Path) -> None:

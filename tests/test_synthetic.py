@@ -89,15 +89,22 @@ def test_generation_is_deterministic_and_order_free(tmp_path: Path, small_set: P
     assert not np.array_equal(different, a[0]["xyz"])
 
 
-def test_reuse_regeneration_and_refusal(tmp_path: Path) -> None:
+def test_reuse_refusal_and_completion_of_an_interrupted_set(tmp_path: Path) -> None:
     root = generate_rhd_dataset(tmp_path / "s", num_train=2, num_eval=1, seed=0)
     stamp = (root / "synthetic_meta.json").stat().st_mtime_ns
     generate_rhd_dataset(root, num_train=2, num_eval=1, seed=0)  # complete and identical: reused
     assert (root / "synthetic_meta.json").stat().st_mtime_ns == stamp
-    (root / "synthetic_meta.json").unlink()  # looks interrupted
+    # a complete set with other settings is never rewritten in place: the error names both
+    with pytest.raises(SyntheticDatasetError, match=r"(?s)not rewritten in place.*num_train: 2 there, 3 requested"):
+        generate_rhd_dataset(root, num_train=3, num_eval=1, seed=0)
+    assert json.loads((root / "synthetic_meta.json").read_text())["num_train"] == 2
+    assert (root / "synthetic_meta.json").stat().st_mtime_ns == stamp
+    (root / "synthetic_meta.json").unlink()  # looks interrupted: the generator's own unfinished output
     (root / ".synthetic_in_progress").touch()
     generate_rhd_dataset(root, num_train=3, num_eval=1, seed=0)
     assert json.loads((root / "synthetic_meta.json").read_text())["num_train"] == 3
+    generate_rhd_dataset(root, num_train=4, num_eval=1, seed=0, overwrite=True)  # replaced on purpose only
+    assert json.loads((root / "synthetic_meta.json").read_text())["num_train"] == 4
     user = tmp_path / "user_data"
     user.mkdir()
     (user / "precious.txt").write_text("mine")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from internet_plus.data.rhd_format import hand_of_mask_id
-from internet_plus.data.synthetic import SceneStyle, generate_rhd_dataset, render_sample
+from internet_plus.data.synthetic import SceneStyle, SyntheticDatasetError, generate_rhd_dataset, render_sample
 from internet_plus.data.synthetic.hand_model import tilted_rotation
 from internet_plus.data.synthetic.render import GLOVE_COLORS
 
@@ -72,15 +72,19 @@ def test_plain_background_is_one_colour() -> None:
     assert varied[mask_varied == 0].astype(float).std(0).max() > plain_std
 
 
-def test_style_is_recorded_and_a_change_regenerates(tmp_path: Path) -> None:
+def test_style_is_recorded_and_another_style_needs_another_folder(tmp_path: Path) -> None:
     root = tmp_path / "set"
     generate_rhd_dataset(root, num_train=2, num_eval=1)
     assert "style" not in json.loads((root / "synthetic_meta.json").read_text())  # the default adds no key
     before = (root / "training" / "color" / "00000.png").read_bytes()
-    generate_rhd_dataset(root, num_train=2, num_eval=1, style={"hands": "glove", "max_tilt_deg": 30})
-    meta = json.loads((root / "synthetic_meta.json").read_text())
+    glove = {"hands": "glove", "max_tilt_deg": 30}
+    with pytest.raises(SyntheticDatasetError, match=r"style: None there, \{'hands': 'glove'"):
+        generate_rhd_dataset(root, num_train=2, num_eval=1, style=glove)
+    assert (root / "training" / "color" / "00000.png").read_bytes() == before  # untouched
+    other = generate_rhd_dataset(tmp_path / "glove", num_train=2, num_eval=1, style=glove)
+    meta = json.loads((other / "synthetic_meta.json").read_text())
     assert meta["style"] == {"hands": "glove", "max_tilt_deg": 30.0, "background": "varied"}
-    assert (root / "training" / "color" / "00000.png").read_bytes() != before
+    assert (other / "training" / "color" / "00000.png").read_bytes() != before
 
 
 @pytest.mark.parametrize(

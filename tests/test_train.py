@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT, compose_config, tiny_train_overrides
 
 from internet_plus.tasks import eval as eval_task
@@ -31,6 +33,8 @@ def test_fast_dev_run(synthetic_root: Path, tmp_path: Path) -> None:
     metrics = _read_metrics(run_dir)
     assert len(metrics["test/pck_curve"]) == 31
     assert all(k.startswith("test/") for k in metrics)
+    # nothing that a later `resume=last` could pick up
+    assert not list(run_dir.rglob("*.ckpt")) and not (run_dir / "checkpoints").exists()
 
 
 @pytest.mark.slow
@@ -62,19 +66,29 @@ def test_short_training_run_learns_and_eval_reproduces_it(synthetic_root: Path, 
     assert epoch_losses[-1] < min(epoch_losses[:-1]), epoch_losses
     assert epoch_losses[-1] < 0.95 * epoch_losses[0], epoch_losses
 
-    # The checkpoint holds plain hyperparameters: safe (weights_only) loading works.
+    # The checkpoints hold plain hyperparameters: safe (weights_only) loading works. best.ckpt holds what evaluation
+    # needs (weights and hyperparameters), last.ckpt what resuming needs too (optimiser, scheduler, loop state).
     ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["backbone"]["name"] == "internet_plus"
+    assert "state_dict" in ckpt and "optimizer_states" not in ckpt and "lr_schedulers" not in ckpt
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 5 and len(last["optimizer_states"]) == 1 and last["lr_schedulers"] and "loops" in last
+    best_size = (run_dir / "checkpoints" / "best.ckpt").stat().st_size
+    assert best_size < 0.5 * (run_dir / "checkpoints" / "last.ckpt").stat().st_size  # AdamW keeps 2 moments
 
+    # eval.py with the checkpoint alone (no data set, no experiment named) reproduces the run's test metrics on the
+    # run's own test set, and touches no data file.
+    def snapshot(folder: Path) -> dict[str, int]:
+        return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+    before = snapshot(synthetic_root)
     eval_dir = tmp_path / "eval"
-    eval_overrides = [
-        o for o in overrides if not o.startswith(("trainer.max_epochs", "model.", "logger", "data.limit_train"))
-    ]
-    ecfg = compose_config("eval", [*eval_overrides, f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}"], eval_dir)
-    again = eval_task.run(ecfg)
+    ckpt_only = [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", f"paths.log_dir={tmp_path / 'logs'}"]
+    again = eval_task.run(compose_config("eval", [*ckpt_only, "trainer=cpu"], eval_dir))
     for key in METRIC_KEYS - {"test/pck_curve"}:
         assert again[key] == pytest.approx(results[key], rel=1e-5, abs=1e-6), key
     assert _read_metrics(eval_dir)["test/epe_mm"] == pytest.approx(results["test/epe_mm"], rel=1e-5)
+    assert snapshot(synthetic_root) == before
 
 
 def _run_cli(args: list[str], tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -140,7 +154,8 @@ def test_multirun_with_multiple_devices_is_refused(synthetic_root: Path, tmp_pat
 
 @pytest.mark.slow
 def test_a_failing_sweep_job_is_reported_and_does_not_hide_the_others(synthetic_root: Path, tmp_path: Path) -> None:
-    """Job 0 (input 72: not a multiple of 32) fails at model construction; job 1 still trains and writes metrics."""
+    """Job 0 (input 72: not a multiple of 32) fails when its config is resolved; job 1 still trains and writes
+    metrics."""
     sweep = tmp_path / "sweep"
     args = [
         str(ROOT / "train.py"),
@@ -157,7 +172,9 @@ def test_a_failing_sweep_job_is_reported_and_does_not_hide_the_others(synthetic_
     assert "data.input_size=72" in failed["overrides"] and "data.input_size=64" in finished["overrides"]
     failed_dir, finished_dir = sweep / failed["job"], sweep / finished["job"]
     failure = json.loads((failed_dir / "failed.json").read_text())
-    assert failure["error"] == "InstantiationException" and "multiple of 32" in failure["message"]
+    # the heatmap size is derived from the input size, so the bad size is named when the config is resolved
+    assert failure["error"] == "InterpolationResolutionError" and "data.input_size=72" in failure["message"]
+    assert "multiple of 32" in failure["message"]
     assert set(_read_metrics(finished_dir)) >= METRIC_KEYS
     assert "1 of 2 jobs finished" in proc.stdout and "FAILED" in proc.stdout
 
@@ -201,3 +218,24 @@ def test_quickstart_recipe_learns(tmp_path: Path) -> None:
     ratio = results["test/epe_mm"] / results["test/epe_mean_pose_mm"]
     assert results["test/epe_mean_pose_mm"] > 80  # glove hands at any in-plane angle: a large mean-pose error
     assert ratio < 0.9, f"test EPE {results['test/epe_mm']:.1f} mm is {ratio:.2f}× the mean-pose EPE"
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_its_trials_and_returns_the_validation_metric(synthetic_root: Path, tmp_path: Path) -> None:
+    """hparams_search=optuna with 2 tiny trials: each trial trains, the sweeper gets val/epe_mm_best, and the study's
+    best parameters land in optimization_results.yaml."""
+    sweep = tmp_path / "sweep"
+    args = [
+        str(ROOT / "train.py"),
+        "hparams_search=optuna",
+        *tiny_train_overrides(synthetic_root, tmp_path, "debug=limit"),
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    proc = _run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert result["name"] == "optuna" and math.isfinite(result["best_value"])
+    assert set(result["best_params"]) == {"model.optimizer.lr", "model.optimizer.weight_decay", "model.scheduler.T_0"}
+    assert 1e-5 <= result["best_params"]["model.optimizer.lr"] <= 1e-3
+    assert len([p for p in sweep.iterdir() if (p / ".hydra").is_dir()]) == 2

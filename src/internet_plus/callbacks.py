@@ -4,6 +4,9 @@
   (``os.replace``), so a crash or a full disk while saving leaves the previous checkpoint intact.
 - :class:`SigtermCheckpoint`: on SIGTERM Lightning stops after the current batch and raises ``SIGTERMException``
   (it saves nothing by itself outside SLURM auto-requeue); this callback then saves ``last.ckpt`` so the run can resume.
+- :class:`LastCheckpoint`: ``checkpoints/last.ckpt`` after every epoch (what resuming needs), a ``ModelCheckpoint``
+  whose state key is its own, so it never collides with the ``best.ckpt`` callback (e.g. when that one's ``monitor`` is
+  set to null) in Lightning's one-state-per-key rule.
 - :class:`ValidationHistory`: appends every validation epoch's ``val/*`` scalars to ``<run dir>/val_history.jsonl``,
   so the convergence plot (``python -m internet_plus.tasks.collect``) works whatever the logger.
 """
@@ -22,13 +25,18 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AtomicCheckpointIO", "SigtermCheckpoint", "ValidationHistory"]
+__all__ = ["AtomicCheckpointIO", "LastCheckpoint", "SigtermCheckpoint", "ValidationHistory"]
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` for the resumable ``last.ckpt``: the same behaviour, a state key of its own (the class name
+    is part of Lightning's callback state key)."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -45,6 +45,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 SCALAR_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50")
 
+#: The checkpoint key of the run's resolved ``data`` config node (plain values; see ``HandPoseModule.data_config``).
+DATA_CONFIG_KEY = "data_config"
+
 
 class HandPoseModule(L.LightningModule):
     """Backbone + PoseNet, trained with InterNet's losses and evaluated in millimetres.
@@ -102,6 +105,10 @@ class HandPoseModule(L.LightningModule):
         # InterHand2.6M's metrics, created by setup() when the data module's protocol asks for them.
         self.test_interhand: InterHandMetrics | None = None
         self.test_results: dict[str, float | list[float]] = {}
+        # The resolved ``data`` config node of the run (plain values), set by the train task and saved with every
+        # checkpoint under ``data_config``: ``eval.py ckpt_path=<file>`` alone evaluates on the run's own test set.
+        # Not a hyperparameter: the model does not depend on it, and resuming on other data stays allowed.
+        self.data_config: dict[str, Any] | None = None
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -252,6 +259,14 @@ class HandPoseModule(L.LightningModule):
         results[f"{split}/pck_curve"] = [float(v) for v in values["pck_curve"]]
         return results
 
+    # ------------------------------------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        if self.data_config is not None:
+            checkpoint[DATA_CONFIG_KEY] = self.data_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        self.data_config = checkpoint.get(DATA_CONFIG_KEY)
+
     # ------------------------------------------------------------------------------------------------ optimiser
     def _clips_under_mixed_precision(self) -> bool:
         trainer = self._trainer
@@ -273,4 +288,4 @@ class HandPoseModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}
 
 
-__all__ = ["HandPoseModule"]
+__all__ = ["DATA_CONFIG_KEY", "HandPoseModule"]

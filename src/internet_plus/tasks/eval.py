@@ -1,8 +1,10 @@
-"""``python eval.py ckpt_path=<file> dataset=<d>``: test a checkpoint on a data set's evaluation split.
+"""``python eval.py ckpt_path=<file> [dataset=<d> data.root=<folder>]``: test a checkpoint on an evaluation split.
 
 The network is rebuilt from the hyperparameters stored in the checkpoint (plain values, loaded with PyTorch's safe
-``weights_only`` loading), so it does not matter which backbone the eval config names. Writes ``metrics.json`` into
-the run directory.
+``weights_only`` loading), so it does not matter which backbone the eval config names. The test data is the training
+run's own (its resolved ``data`` node is saved in every checkpoint), so ``ckpt_path`` alone reproduces the run's test
+metrics; naming the data on the command line evaluates on another set (:func:`evaluation_data`). Writes
+``metrics.json`` into the run directory (``logs/eval/runs/<time>``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.tasks.common import (
@@ -28,6 +31,48 @@ from internet_plus.utils.allocator import keep_freed_memory
 log = logging.getLogger(__name__)
 
 
+#: Command-line overrides that choose the evaluation data themselves (then the checkpoint's data node is not used).
+DATA_OVERRIDE_PREFIXES = ("dataset=", "data.", "+data.", "++data.", "~data", "data=")
+
+
+def _data_overridden() -> bool:
+    """True when the command line names the data (``dataset=…`` or any ``data.…`` override)."""
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not running under Hydra
+        return False
+    return any(o.startswith(DATA_OVERRIDE_PREFIXES) for o in overrides)
+
+
+def evaluation_data(cfg: DictConfig, saved: dict[str, Any] | None, ckpt: Path) -> tuple[DictConfig, str]:
+    """The ``data`` node to test on and where it came from.
+
+    ``data_from_checkpoint``: ``auto`` (default) uses the data node saved in the checkpoint by the training run
+    (data set, root, input size, protocol, synthetic sizes and style), unless the command line names the data
+    itself (``dataset=…``, ``data.…``); ``true`` always uses the checkpoint's (an error when it has none); ``false``
+    always the eval config's.
+    """
+    choice = str(cfg.get("data_from_checkpoint", "auto")).lower()
+    if choice not in ("auto", "true", "false"):
+        raise ValueError(f"data_from_checkpoint={choice!r}: use auto, true or false")
+    overridden = _data_overridden()
+    if choice == "false" or (choice == "auto" and overridden):
+        return cfg.data, "the command line" if overridden else "the eval config (data_from_checkpoint=false)"
+    if saved is None:
+        if choice == "true":
+            raise ValueError(
+                f"{ckpt} holds no data config (it was written before checkpoints carried one); name the data set: "
+                "dataset=<d> data.root=<folder>"
+            )
+        log.warning(
+            "%s holds no data config (an older checkpoint): testing on the eval config's data; name it with "
+            "dataset=<d> data.root=<folder>",
+            ckpt,
+        )
+        return cfg.data, "the eval config (the checkpoint has none)"
+    return OmegaConf.create(saved), f"the checkpoint ({ckpt.name})"
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``cfg.data``; returns the test metrics."""
     check_accelerator(cfg.trainer)
@@ -38,6 +83,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         keep_freed_memory()  # utils/allocator.py: big per-step tensors reuse memory instead of page-faulting
     L.seed_everything(cfg.seed, workers=True)
     model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    data_cfg, origin = evaluation_data(cfg, model.data_config, ckpt)
+    log.info("test data: %s at %s (data config from %s)", data_cfg.get("_target_"), data_cfg.get("root"), origin)
+    with open_dict(cfg):
+        cfg.data = data_cfg
     input_size = model.codec.input_size
     if cfg.data.get("input_size") != input_size:
         raise ValueError(

@@ -6,8 +6,10 @@ files are ignored) or a video file (``.mp4``/``.avi``/``.mov``/``.mkv``/``.webm`
 
 The hand box of each image comes from ``boxes=<file.json>``, an object ``{"<file name>": [x, y, w, h], ...}`` in
 original-image pixels (for a video frame the key is the frame name, else the video's file name for every frame), or
-is the whole image when there is none. As in evaluation, the box goes through InterNet's ``process_bbox`` (square,
-×1.25) and the identity crop (no shift, rotation or flip) to the network's S×S input.
+is the whole image when no boxes file is given. An image that a given boxes file has no entry for is an error record
+in ``errors.json`` (the other images go on), unless ``boxes_missing=whole_image`` asks for the whole image. As in
+evaluation, the box goes through InterNet's ``process_bbox`` (square, ×1.25) and the identity crop (no shift,
+rotation or flip) to the network's S×S input.
 
 Intrinsics: ``focal`` (one number or ``[fx, fy]``, pixels) defaults to the image width for both axes, ``princpt``
 (``[cx, cy]``) to the image centre ``(W/2, H/2)``, and the absolute right-wrist depth to ``root_depth_mm`` (500 mm);
@@ -259,6 +261,11 @@ def prepare(frame: Frame, boxes: dict[str, Any], input_size: int, cfg: DictConfi
         raise PredictError(frame.error or "the image could not be read")
     height, width = frame.image.shape[:2]
     key = next((k for k in frame.keys if k in boxes), None)
+    if key is None and cfg.get("boxes") and cfg.get("boxes_missing", "error") != "whole_image":
+        raise PredictError(
+            f"no box for it in boxes={cfg.get('boxes')} (looked up under {', '.join(map(repr, frame.keys))}); add "
+            "one, or set boxes_missing=whole_image to use the whole image for images without a box"
+        )
     if key is None:
         box, box_source = [0.0, 0.0, float(width), float(height)], "whole_image"
     else:
@@ -467,6 +474,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     boxes = load_boxes(cfg.get("boxes"))
+    if cfg.get("boxes_missing", "error") not in ("error", "whole_image"):
+        raise ValueError(f"boxes_missing={cfg.get('boxes_missing')!r}: use 'error' or 'whole_image'")
     device = _select_device(cfg.get("device", "auto"))
     out_dir = _output_dir(cfg)
 

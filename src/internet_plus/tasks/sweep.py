@@ -71,6 +71,24 @@ def run_job(run: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dic
         return {}
 
 
+def sweeper_value(results: dict[str, Any], metric: str | None) -> float | None:
+    """What ``train.py`` returns to a Hydra sweeper (Optuna's objective): ``results[optimized_metric]``.
+
+    ``optimized_metric`` null keeps the old return value, the test EPE (None when the run did not test). A job that
+    failed (empty results, recorded in ``failed.json``) returns NaN, which Optuna records as a failed trial and goes
+    on. A named metric that the run did not produce is an error that lists the ones it did.
+    """
+    if not metric:
+        value = results.get("test/epe_mm")
+        return None if value is None else float(value)
+    if not results:
+        return float("nan")
+    if metric not in results:
+        scalars = sorted(k for k, v in results.items() if isinstance(v, int | float))
+        raise KeyError(f"optimized_metric={metric!r} is not among this run's results: {', '.join(scalars)}")
+    return float(results[metric])
+
+
 def summarize_sweep(sweep_dir: str | Path) -> dict[str, Any]:
     """Classify every job directory (one holding ``.hydra/``) below ``sweep_dir``: finished, failed or incomplete."""
     sweep_dir = Path(sweep_dir)

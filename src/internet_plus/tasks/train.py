@@ -14,11 +14,12 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from internet_plus.callbacks import AtomicCheckpointIO, SigtermCheckpoint
 from internet_plus.tasks.common import (
@@ -100,6 +101,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     log.info("model: backbone %s", cfg.model.backbone.name)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # saved with every checkpoint
 
     if cfg.get("summary"):
         from internet_plus.models.summary import model_summary
@@ -122,16 +124,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             except SIGTERMException:
                 _exit_on_sigterm(trainer, callbacks, output_dir)
 
-        results: dict[str, Any] = {}
+        results: dict[str, Any] = validation_results(trainer)  # for a sweeper's optimized_metric, not metrics.json
         if cfg.get("test", True):
             ckpt = _best_checkpoint(trainer)
             log.info("testing %s", ckpt or "the current weights")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-            results = dict(model.test_results)
+            test_results = dict(model.test_results)
+            results.update(test_results)
             if trainer.is_global_zero:
-                path = write_metrics_json(results, output_dir)
-                print(format_metrics_table(results))
-                _print_baseline(results)
+                path = write_metrics_json(test_results, output_dir)
+                print(format_metrics_table(test_results))
+                _print_baseline(test_results)
                 log.info("metrics written to %s", path)
         if trainer.is_global_zero:
             log.info("run directory: %s", output_dir)
@@ -158,6 +161,19 @@ def _exit_on_sigterm(trainer: L.Trainer, callbacks: list, output_dir: str) -> No
             output_dir,
         )
     raise SystemExit(SIGTERM_EXIT_STATUS)
+
+
+def validation_results(trainer: L.Trainer) -> dict[str, float]:
+    """After fitting: the last logged scalar metrics (``val/epe_mm``, ``train/loss_epoch``, …) and, per monitoring
+    checkpoint callback, the best monitored value as ``<monitor>_best`` (``val/epe_mm_best``)."""
+    results: dict[str, float] = {}
+    for name, value in trainer.callback_metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            results[name] = float(value)
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor and cb.best_model_score is not None:
+            results[f"{cb.monitor}_best"] = float(cb.best_model_score)
+    return results
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

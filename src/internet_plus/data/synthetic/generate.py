@@ -3,7 +3,8 @@
 Sample ``i`` of a split is drawn from a generator seeded by ``(seed, split, i)`` only, so it is identical however many
 samples are generated, in which order and by how many worker processes. The set is written as
 ``<root>/{training,evaluation}/{color,mask,depth}/%05d.png`` plus ``anno_<set>.pickle``; ``synthetic_meta.json``
-records the parameters and is written *last*, so a half-written set is detected and regenerated.
+records the parameters and is written *last*, so a half-written set is detected and regenerated; a complete set is
+never rewritten with other parameters.
 """
 
 from __future__ import annotations
@@ -230,10 +231,11 @@ def generate_rhd_dataset(
 ) -> Path:
     """Write (or reuse) a synthetic RHD-format data set at ``root``; returns ``root``.
 
-    An existing complete set with the same parameters is reused. A folder this generator made (it holds
-    ``training/`` or ``evaluation/`` from an interrupted run, or a set with other parameters) is regenerated;
-    any other non-empty folder is refused, so nothing a user made is overwritten. ``style``: :class:`SceneStyle`
-    (or a dict of its fields); recorded in ``synthetic_meta.json`` when it is not the default.
+    An existing complete set with the same parameters is reused. A complete set with other parameters is never
+    rewritten in place: it is an error that names both settings (``overwrite=True`` replaces it on purpose). A set
+    this generator left unfinished (an interrupted run) is regenerated; any other non-empty folder is refused, so
+    nothing a user made is overwritten. ``style``: :class:`SceneStyle` (or a dict of its fields); recorded in
+    ``synthetic_meta.json`` when it is not the default.
     """
     root = Path(root).expanduser()
     style = SceneStyle.of(style)
@@ -241,6 +243,13 @@ def generate_rhd_dataset(
     existing = read_meta(root)
     if existing == wanted and not overwrite:
         return root
+    if existing is not None and not overwrite:
+        differ = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
+        raise SyntheticDatasetError(
+            f"{root} holds a synthetic data set made with other settings; it is not rewritten in place.\n"
+            + "".join(f"  {k}: {existing.get(k)!r} there, {wanted.get(k)!r} requested\n" for k in differ)
+            + "Point data.root at a new folder for these settings (or delete that one yourself)."
+        )
     if root.exists() and any(root.iterdir()):
         ours = existing is not None or (root / ".synthetic_in_progress").exists()
         if not ours:
