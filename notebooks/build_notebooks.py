@@ -259,7 +259,7 @@ INFERENCE = [
     new_code_cell(
         """\
 import hydra
-import lightning as L
+import pytorch_lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 

@@ -60,7 +60,7 @@ def test_every_dataset_instantiates(dataset: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_every_trainer_composes(trainer: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"trainer={trainer}"], tmp_path)
-    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
     if trainer in ("cpu", "ddp_cpu"):
         t = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
         assert t.accelerator.__class__.__name__ == "CPUAccelerator"
@@ -121,7 +121,7 @@ def test_fused_optimizer_step_equals_the_for_each_step(target: str) -> None:
 
 def test_fused_step_is_dropped_when_lightning_would_refuse_it(tmp_path: Path) -> None:
     """Gradient clipping under mixed precision: Lightning refuses fused optimisers there, so for-each is used."""
-    import lightning as L
+    import pytorch_lightning as L
 
     cfg = compose_config("train", [*TINY], tmp_path)
     model = hydra.utils.instantiate(cfg.model)

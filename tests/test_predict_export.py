@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import cv2
-import lightning as L
 import numpy as np
 import pytest
+import pytorch_lightning as L
 import torch
 from conftest import ROOT, compose_config, tiny_train_overrides
 from hydra.core.global_hydra import GlobalHydra
@@ -268,3 +268,15 @@ def test_onnx_export_matches_pytorch(onnx_export: tuple[Path, Path]) -> None:
     torch.testing.assert_close(joints, model.codec.heatmap_to_input(model.codec.decode_heatmaps(outputs["heatmaps"])))
     torch.testing.assert_close(root_mm, model.codec.decode_root_depth(outputs["root_bins"]))
     torch.testing.assert_close(hand_prob, torch.sigmoid(outputs["hand_logits"]))
+
+
+def test_the_export_check_is_one_line() -> None:
+    from internet_plus.export import summarize_check
+
+    report = {"batch_sizes": [1, 3], "max_abs_diff": 1.2e-5, "argmax_match": 0.995, "argmax_tie_gap_rel": 3e-8}
+    line = summarize_check(report)
+    assert "\n" not in line
+    assert line == (
+        "onnxruntime check at batch 1, 3: largest absolute difference 1.2e-05; argmax agreement 99.5 % (flips only "
+        "at ties within 3.0e-08 of a joint's heatmap range)"
+    )

@@ -626,7 +626,7 @@ class _RecordingModule:
 
     @staticmethod
     def make():
-        import lightning as L
+        import pytorch_lightning as L
 
         class Recording(L.LightningModule):
             def __init__(self) -> None:
@@ -651,7 +651,7 @@ class _RecordingModule:
 @pytest.mark.parametrize("val_fraction", [0.25, 0.0])
 def test_datamodule_under_a_lightning_trainer(rhd_tree: tuple[Path, dict[int, dict]], val_fraction: float) -> None:
     """Lightning keeps the epoch-aware sampler and advances its epoch; val_fraction=0 disables validation."""
-    import lightning as L
+    import pytorch_lightning as L
 
     root, _ = rhd_tree
     dm = _datamodule(root, val_fraction=val_fraction, batch_size=3)

@@ -127,3 +127,16 @@ def test_the_architecture_page_names_every_module() -> None:
     named = _architecture_tree()
     assert not modules - named, f"modules missing from docs/architecture.md: {sorted(modules - named)}"
     assert not named - modules, f"docs/architecture.md names files that do not exist: {sorted(named - modules)}"
+
+
+def test_lightning_is_imported_as_pytorch_lightning() -> None:
+    """The project depends on the ``pytorch-lightning`` distribution and imports ``pytorch_lightning`` (and its
+    ``lightning_fabric``), never the ``lightning`` umbrella package: mixing the two namespaces breaks isinstance
+    checks between their classes."""
+    umbrella = re.compile(r"^\s*(?:import lightning\b|from lightning\.)|_target_: lightning\.", re.MULTILINE)
+    offenders = [
+        n for n in _tracked_text_files() if not n.startswith("docs/") and umbrella.search((ROOT / n).read_text())
+    ]
+    assert not offenders, offenders
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"pytorch-lightning>=' in pyproject and '"lightning>=' not in pyproject

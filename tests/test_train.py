@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,8 +92,12 @@ def test_short_training_run_learns_and_eval_reproduces_it(synthetic_root: Path, 
     assert snapshot(synthetic_root) == before
 
 
-def _run_cli(args: list[str], tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+def _run_cli(
+    args: list[str], tmp_path: Path, timeout: int = 600, show_warnings: bool = False
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    if not show_warnings:
+        env["PYTHONWARNINGS"] = "ignore"
     return subprocess.run(
         [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -106,12 +111,29 @@ def test_train_command_writes_its_run_directory(synthetic_root: Path, tmp_path: 
         *tiny_train_overrides(synthetic_root, tmp_path, "debug=limit"),
         f"hydra.run.dir={run_dir}",
     ]
-    proc = _run_cli(args, tmp_path)
+    proc = _run_cli(args, tmp_path, show_warnings=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert set(_read_metrics(run_dir)) >= METRIC_KEYS
     assert "epe_mm" in proc.stdout
+    _assert_said_once(proc.stdout + proc.stderr)
+    # Lightning's lines reach the run's log file too (one handler chain: Hydra's)
+    assert "`Trainer.fit` stopped" in (run_dir / "train.log").read_text()
+
+
+#: Lines that carry no information for a user and must not appear in a run's output.
+NOISE = ("💡 Tip", "LeafSpec", "Total FLOPs: 0", "anonymous setting", "sync_dist=True", "Grad strides do not match")
+
+
+def _assert_said_once(output: str) -> None:
+    """Every message line appears once (timestamps stripped; table borders and blank lines aside) and no noise."""
+    messages = [re.sub(r"^\[[^]]*\]", "", line).strip() for line in output.splitlines()]
+    messages = [m for m in messages if len(m) > 3 and not set(m) <= set("-━─┃│┏┓┗┛┡┩└┘┳┻╇ ")]
+    repeated = sorted({m for m in messages if messages.count(m) > 1})
+    assert not repeated, f"lines said more than once: {repeated}"
+    noise = [n for n in NOISE if n in output]
+    assert not noise, f"noise in the output: {noise}"
 
 
 @pytest.mark.slow
@@ -124,8 +146,9 @@ def test_ddp_cpu_run(synthetic_root: Path, tmp_path: Path) -> None:
         "trainer.limit_test_batches=1.0",  # test on every sample
         f"hydra.run.dir={run_dir}",
     ]
-    proc = _run_cli(args, tmp_path)
+    proc = _run_cli(args, tmp_path, show_warnings=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_said_once(proc.stdout + proc.stderr)  # the second rank repeats none of rank 0's lines
     metrics = _read_metrics(run_dir)
     assert set(metrics) >= METRIC_KEYS
     assert not list((tmp_path / "logs").rglob("metrics.json")), "a DDP rank wrote a second run directory"

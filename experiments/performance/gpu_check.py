@@ -63,8 +63,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
+import pytorch_lightning as L
 import torch
 
 from internet_plus.benchmark import (
@@ -1064,7 +1064,7 @@ def markdown(report_json: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------------- main
 def machine_info(settings: Settings) -> dict[str, Any]:
-    import lightning
+    import pytorch_lightning
 
     cuda = settings.device == "cuda"
     return {
@@ -1073,7 +1073,7 @@ def machine_info(settings: Settings) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "lightning": lightning.__version__,
+        "lightning": pytorch_lightning.__version__,
         "python": platform.python_version(),
         "cpu": cpu_name(),
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 import hydra
-import lightning as L
+import pytorch_lightning as L
 import torch
 
 from internet_plus.joints import NUM_JOINTS
@@ -109,6 +109,8 @@ class HandPoseModule(L.LightningModule):
         # checkpoint under ``data_config``: ``eval.py ckpt_path=<file>`` alone evaluates on the run's own test set.
         # Not a hyperparameter: the model does not depend on it, and resuming on other data stays allowed.
         self.data_config: dict[str, Any] | None = None
+        # One input image: Lightning's model summary counts the FLOPs with it (instead of printing 0).
+        self.example_input_array = torch.zeros(1, 3, self.codec.input_size, self.codec.input_size)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -157,7 +159,16 @@ class HandPoseModule(L.LightningModule):
         losses = self.criterion(outputs, batch)
         bsz = batch["image"].shape[0]
         for name, value in losses.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=True, prog_bar=name == "loss", batch_size=bsz)
+            # sync_dist: the epoch means are averaged over the processes (one 4-scalar all-reduce per step under DDP)
+            self.log(
+                f"train/{name}",
+                value,
+                on_step=True,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                batch_size=bsz,
+                sync_dist=True,
+            )
         if not torch.isfinite(losses["loss"]):
             raise FloatingPointError(
                 f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, batch "
@@ -233,7 +244,7 @@ class HandPoseModule(L.LightningModule):
         baseline = self.test_mean_pose.compute()
         self.test_mean_pose.reset()
         results["test/epe_mean_pose_mm"] = float(baseline["epe_mm"])
-        self.log("test/epe_mean_pose_mm", baseline["epe_mm"])
+        self.log("test/epe_mean_pose_mm", baseline["epe_mm"], sync_dist=True)
         if self.test_interhand is not None:
             values = self.test_interhand.compute()  # synchronised across processes (the states are sums)
             self.test_interhand.reset()
@@ -241,20 +252,23 @@ class HandPoseModule(L.LightningModule):
                 key = f"test/{name}"
                 if key in results:  # handedness_acc: the same definition (internet §5.3), logged above
                     continue
-                self.log(key, value)
+                self.log(key, value, sync_dist=True)
                 results[key] = float(value)
         self.test_results = results
 
     def _log_epoch_metrics(self, pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str) -> dict[str, Any]:
+        # The torchmetrics values are already reduced over all processes, so every process holds the same number;
+        # logging them with sync_dist=True (a mean of equal values) is exact and is how Lightning expects epoch-level
+        # values to be logged under DDP.
         values = pose.compute()
         hand_acc = hand.compute()
         pose.reset()
         hand.reset()
         results: dict[str, Any] = {}
         for name in SCALAR_METRICS:
-            self.log(f"{split}/{name}", values[name], prog_bar=name == "epe_mm")
+            self.log(f"{split}/{name}", values[name], prog_bar=name == "epe_mm", sync_dist=True)
             results[f"{split}/{name}"] = float(values[name])
-        self.log(f"{split}/handedness_acc", hand_acc)
+        self.log(f"{split}/handedness_acc", hand_acc, sync_dist=True)
         results[f"{split}/handedness_acc"] = float(hand_acc)
         results[f"{split}/pck_curve"] = [float(v) for v in values["pck_curve"]]
         return results

@@ -1,6 +1,6 @@
 """The W&B dashboard of a training run: run naming and grouping, metric summaries, PCK curves and skeleton images.
 
-Two pieces, both used only when a :class:`~lightning.pytorch.loggers.WandbLogger` is configured (``logger=wandb``):
+Two pieces, both used only when a :class:`~pytorch_lightning.loggers.WandbLogger` is configured (``logger=wandb``):
 
 * :func:`resolve_wandb_node` completes the ``logger.wandb`` node before it is instantiated
   (:func:`internet_plus.tasks.common.instantiate_loggers`): ``group: null`` becomes the task name for a single run
@@ -31,11 +31,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
+import pytorch_lightning as L
 import torch
-from lightning.pytorch.loggers import Logger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from internet_plus.visualize import draw_skeleton, to_uint8_image
 
@@ -63,7 +63,7 @@ SUMMARIES: dict[str, str] = {
 GT_COLOR: tuple[int, int, int] = (40, 220, 40)
 PRED_COLOR: tuple[int, int, int] = (255, 40, 255)
 
-#: The step axis :class:`~lightning.pytorch.loggers.WandbLogger` defines for every metric.
+#: The step axis :class:`~pytorch_lightning.loggers.WandbLogger` defines for every metric.
 STEP_METRIC = "trainer/global_step"
 
 _ONLINE_MODES = ("online", "run")

@@ -6,17 +6,66 @@ import json
 import logging
 import math
 import os
+import re
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
-from lightning.pytorch import Callback
-from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import Callback
+from pytorch_lightning.loggers import Logger
 
 log = logging.getLogger(__name__)
+
+
+#: Log messages that carry no information for a user of this project (advertising tips of third-party packages).
+QUIET_MESSAGES = (re.compile(r"^💡 Tip:"),)
+#: Loggers whose messages are filtered (Lightning's rank-zero messages come through these).
+RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+#: Lightning's package loggers, which add a console handler of their own when imported before logging is set up.
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch", "lightning.fabric")
+
+
+class _DropQuietMessages(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(pattern.search(message) for pattern in QUIET_MESSAGES)
+
+
+def tidy_logging() -> None:
+    """Each thing said once: Lightning's lines go through the run's (Hydra's) handlers only, advertising tips are
+    dropped, and a deprecation warning about Lightning's own internals (torch's ``LeafSpec``) is not shown.
+
+    When ``pytorch_lightning`` is imported before logging is configured it gives its package logger a console handler
+    of its own; once the root logger has handlers (Hydra's console and ``<task>.log`` file), that handler would print
+    every line a second time, or keep it out of the log file. Idempotent.
+    """
+    if logging.getLogger().handlers:
+        for name in LIGHTNING_LOGGERS:
+            package_logger = logging.getLogger(name)
+            for handler in list(package_logger.handlers):
+                if type(handler) is logging.StreamHandler:
+                    package_logger.removeHandler(handler)
+            package_logger.propagate = True
+    for name in RANK_ZERO_LOGGERS:
+        rank_zero = logging.getLogger(name)
+        if not any(isinstance(f, _DropQuietMessages) for f in rank_zero.filters):
+            rank_zero.addFilter(_DropQuietMessages())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated")
+    if process_rank() > 0:  # under DDP every process runs the task: the others' info lines would repeat rank 0's
+        logging.getLogger("internet_plus").setLevel(logging.WARNING)
+
+
+def process_rank() -> int:
+    """This process's global rank from the launcher's environment (Lightning, torchrun, SLURM); 0 when alone."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 class NoGPUError(RuntimeError):
@@ -87,7 +136,13 @@ def instantiate_loggers(cfg: DictConfig | None, task_name: str = "train") -> lis
 
             node = resolve_wandb_node(node, task_name, prepare_wandb_environment())
         log.info("logger %s: %s", name, node["_target_"])
-        loggers.append(hydra.utils.instantiate(node, _convert_="all"))
+        logger = hydra.utils.instantiate(node, _convert_="all")
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            # Lightning's WandbLogger always passes anonymous=None, which W&B >= 0.19 answers with a deprecation
+            # warning in every run; leaving the setting out is the same (W&B's default).
+            init.pop("anonymous", None)
+        loggers.append(logger)
     return loggers
 
 

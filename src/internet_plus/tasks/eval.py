@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning as L
+import pytorch_lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -24,6 +24,7 @@ from internet_plus.tasks.common import (
     finish_wandb,
     format_metrics_table,
     instantiate_loggers,
+    tidy_logging,
     write_metrics_json,
 )
 from internet_plus.utils.allocator import keep_freed_memory
@@ -75,6 +76,7 @@ def evaluation_data(cfg: DictConfig, saved: dict[str, Any] | None, ckpt: Path) -
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``cfg.data``; returns the test metrics."""
+    tidy_logging()
     check_accelerator(cfg.trainer)
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
@@ -97,7 +99,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with finish_wandb():
         loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "eval"))
         trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
-        trainer.test(model, datamodule=datamodule)
+        trainer.test(model, datamodule=datamodule, verbose=False)  # our table below says it once
         results = dict(model.test_results)
         if trainer.is_global_zero:
             path = write_metrics_json(results, cfg.paths.output_dir)

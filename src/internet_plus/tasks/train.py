@@ -13,13 +13,13 @@ import logging
 from typing import Any
 
 import hydra
-import lightning as L
+import pytorch_lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from internet_plus.callbacks import AtomicCheckpointIO, SigtermCheckpoint
 from internet_plus.tasks.common import (
@@ -29,6 +29,7 @@ from internet_plus.tasks.common import (
     instantiate_callbacks,
     instantiate_loggers,
     log_config,
+    tidy_logging,
     write_metrics_json,
 )
 from internet_plus.tasks.resume import resolve_resume
@@ -89,6 +90,7 @@ def check_launch_mode(cfg: DictConfig) -> None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train (and test) as configured; returns the test metrics (``test/<name>`` → value)."""
+    tidy_logging()
     check_launch_mode(cfg)
     check_accelerator(cfg.trainer)
     resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
@@ -128,7 +130,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("test", True):
             ckpt = _best_checkpoint(trainer)
             log.info("testing %s", ckpt or "the current weights")
-            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
             test_results = dict(model.test_results)
             results.update(test_results)
             if trainer.is_global_zero:

@@ -57,6 +57,9 @@ class _DepthwiseConvChannelsLastWeightGrad(torch.autograd.Function):
                 *args,
                 [False, True, False],
             )[1]
+            # Same memory, the weight's own strides: the gradient of a C×1×k×k weight comes back with channels-last
+            # strides for the size-1 dimension, which DDP's gradient buckets report as a layout mismatch.
+            grad_w = grad_w.as_strided(weight.size(), weight.stride())
         return grad_x, grad_w, None, None
 
 
