@@ -165,7 +165,15 @@ def test_paper_recipes(experiment: str, module: str, epochs: int, tmp_path: Path
     assert cfg.data._target_.endswith(module) and cfg.trainer.max_epochs == epochs
     assert cfg.data.input_size == 256 and cfg.model.codec.heatmap_size == 64
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"
+    assert cfg.model.optimizer.lr == 1e-4 and cfg.model.optimizer.weight_decay == 1e-2
     assert cfg.model.scheduler.T_0 == 2 and cfg.model.scheduler.T_mult == 3
+    # InterNet's optimiser on top of the recipe is InterNet's own: no AdamW weight decay leaks into Adam
+    step = "adam_step_interhand" if experiment == "paper_interhand" else "adam_step"
+    adam = compose_config("train", [f"experiment={experiment}", f"optimizer={step}"], tmp_path)
+    assert adam.model.optimizer._target_ == "torch.optim.Adam" and adam.model.optimizer.weight_decay == 0.0
+    assert list(adam.model.scheduler.milestones) == ([15, 17] if experiment == "paper_interhand" else [45, 47])
+    optimizer = hydra.utils.instantiate(adam.model.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["weight_decay"] == 0.0
     # the recipe fixes the data set, not the feature extractor: backbone= and trainer= still win
     other = compose_config("train", [f"experiment={experiment}", "backbone=resnet50", "trainer=ddp_cpu"], tmp_path)
     assert other.model.backbone.name == "resnet50" and other.trainer.strategy == "ddp"
