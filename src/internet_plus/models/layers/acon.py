@@ -49,7 +49,7 @@ class MetaAconC(nn.Module):
     p1, p2 ~ N(0, 1) of shape 1×C×1×1. Parameters: 2·C·M + 3·M + 5·C (640 for C = 16, r = 16).
 
     BN1 and BN2 see one value per channel and sample, so in training mode the batch must hold at least 2 samples
-    (nmaac/acon issue #4); ``forward`` checks this and raises a ``ValueError`` saying so.
+    (nmaac/acon#4); ``forward`` checks this and raises a ``ValueError`` saying so.
 
     Args:
         channels: C.
