@@ -70,6 +70,7 @@ import torch
 from internet_plus.benchmark import (
     LABELS,
     PAPER,
+    autocast,
     build_model,
     cpu_name,
     paper_ratios,
@@ -451,12 +452,12 @@ def loss_parity(settings: Settings, report: Report) -> dict[str, Any]:
         else {"bfloat16": torch.bfloat16}
     )
     for name, dtype in dtypes.items():
-        with torch.autocast(device.type, dtype=dtype):
+        with autocast(device, dtype):
             heatmaps = model(batch["image"])["heatmaps"].detach()
         values, grads = [], []
         for criterion in (lean, dense):
             h = heatmaps.clone().requires_grad_(True)
-            with torch.autocast(device.type, dtype=dtype):
+            with autocast(device, dtype):
                 value = criterion.heatmap_loss(h, batch["joints_img"], batch["joint_valid"])
             value.backward()
             values.append(value.detach().double())
@@ -604,10 +605,7 @@ def _timed_inference(
     device = images.device
 
     def infer() -> Any:
-        with (
-            torch.inference_mode(),
-            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
-        ):
+        with torch.inference_mode(), autocast(device, dtype):
             return model(images)
 
     times = timed_runs(infer, device, settings.warmup, settings.repeats)
@@ -616,10 +614,7 @@ def _timed_inference(
 
 
 def _outputs(model: torch.nn.Module, images: torch.Tensor, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    with (
-        torch.inference_mode(),
-        torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
-    ):
+    with torch.inference_mode(), autocast(images.device, dtype):
         out = model(images)
     return {k: v.float().clone() for k, v in out.items()}
 
@@ -743,27 +738,24 @@ def training_speed(settings: Settings, report: Report) -> dict[str, Any]:
     return {"batch_size": settings.batch_size, "results": results}
 
 
-def _prepare_data_wait_sets(data_dir: Path, settings: Settings) -> dict[str, Path]:
-    from internet_plus.data.pipeline_bench import make_interhand_dataset, make_rhd_dataset
-
-    folder = data_dir / "pipeline"
-    folder.mkdir(parents=True, exist_ok=True)
-    rhd = make_rhd_dataset(folder, settings.data_wait_samples, input_size=settings.input_size)
-    make_interhand_dataset(folder, settings.data_wait_samples, input_size=settings.input_size)
-    return {"rhd": Path(rhd.root), "interhand": folder / "InterHand2.6M"}
-
-
-def _per_core_rates(data_dir: Path, settings: Settings) -> dict[str, float]:
+def _data_wait_sets(data_dir: Path, settings: Settings) -> tuple[dict[str, Path], dict[str, float]]:
+    """Write the RHD-format and InterHand2.6M-format trees once; their roots and each format's per-core sample rate
+    (one loader worker: the augmented training dataset read on one core)."""
     from internet_plus.data.pipeline_bench import bench_dataset, make_interhand_dataset, make_rhd_dataset
 
     folder = data_dir / "pipeline"
-    rates = {}
-    for fmt, make in (("rhd", make_rhd_dataset), ("interhand", make_interhand_dataset)):
-        dataset = make(folder, settings.data_wait_samples, input_size=settings.input_size)
-        rates[fmt] = bench_dataset(dataset, settings.pipeline_samples, warmup=min(10, settings.pipeline_samples))[
-            "samples_per_s"
-        ]
-    return rates
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets = {
+        "rhd": make_rhd_dataset(folder, settings.data_wait_samples, input_size=settings.input_size),
+        "interhand": make_interhand_dataset(folder, settings.data_wait_samples, input_size=settings.input_size),
+    }
+    roots = {"rhd": Path(datasets["rhd"].root), "interhand": folder / "InterHand2.6M"}
+    warmup = min(10, settings.pipeline_samples)
+    rates = {
+        fmt: bench_dataset(ds, settings.pipeline_samples, warmup=warmup)["samples_per_s"]
+        for fmt, ds in datasets.items()
+    }
+    return roots, rates
 
 
 def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, Any]:
@@ -771,8 +763,7 @@ def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, A
     from internet_plus.data.datamodule import RHDDataModule, resolve_num_workers
     from internet_plus.data.interhand import InterHandDataModule
 
-    roots = _prepare_data_wait_sets(data_dir, settings)
-    rates = _per_core_rates(data_dir, settings)
+    roots, rates = _data_wait_sets(data_dir, settings)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     auto = resolve_num_workers("auto")
     worker_counts = sorted({auto, max(1, cores - 1)}) if not settings.workers else settings.workers

@@ -42,6 +42,7 @@ from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.inference import optimize_for_inference
 from internet_plus.models.loss_memory import TensorMemoryMeter
 from internet_plus.models.summary import BACKBONE_VARIANTS, count_parameters, mebibytes
+from internet_plus.resolvers import heatmap_size
 from internet_plus.utils.allocator import keep_freed_memory
 from internet_plus.utils.reports import write_json_report
 
@@ -178,7 +179,7 @@ def build_model(backbone: str, input_size: int, channels_last: bool = False) -> 
     if backbone not in BACKBONE_VARIANTS:
         raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONE_VARIANTS)}")
     name, fields = BACKBONE_VARIANTS[backbone]
-    codec = {"input_size": input_size, "heatmap_size": input_size // 32 * 8}
+    codec = {"input_size": input_size, "heatmap_size": heatmap_size(input_size, 3)}  # PoseNet's 3 deconvolutions
     return HandPoseModule(backbone={"name": name, **fields}, codec=codec, channels_last=channels_last)
 
 
@@ -212,9 +213,14 @@ def count_flops(model: HandPoseModule, input_size: int, device: torch.device) ->
     return {"model": float(whole.get_total_flops()), "backbone": float(features.get_total_flops())}
 
 
-def _autocast(device: torch.device, amp: bool) -> Any:
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=amp)
+def default_amp_dtype(device: torch.device) -> torch.dtype:
+    """The 16-bit type ``--amp`` means: float16 on CUDA, bfloat16 on the CPU."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    """``torch.autocast`` to ``dtype`` on ``device``; ``None``: off (full precision)."""
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 # ---------------------------------------------------------------------------------------------------- measuring
@@ -232,12 +238,12 @@ def training_step_fn(
     appended to ``losses``."""
     device = batch["image"].device
     if amp_dtype is None and amp:
-        amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        amp_dtype = default_amp_dtype(device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             outputs = model(batch["image"])
         loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
         scaler.scale(loss).backward()
@@ -293,7 +299,7 @@ def benchmark_backbone(
             images = images.contiguous(memory_format=torch.channels_last)
 
         def infer(images: torch.Tensor = images) -> None:
-            with torch.inference_mode(), _autocast(device, amp):
+            with torch.inference_mode(), autocast(device, default_amp_dtype(device) if amp else None):
                 infer_model(images)
 
         compile_s = None
@@ -523,7 +529,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "keep_freed_memory": args.keep_freed_memory or args.optimize or args.compile,
         "inference": not args.no_inference,
         "amp": args.amp,
-        "amp_dtype": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
+        "amp_dtype": str(default_amp_dtype(device)).removeprefix("torch.") if args.amp else "float32",
         "train_batch_size": train_batch_size,
         "matmul_size": matmul_size,
         "tiny": args.tiny,

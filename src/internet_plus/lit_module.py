@@ -36,6 +36,7 @@ from internet_plus.models.backbones import build_backbone
 from internet_plus.models.codec import HeatmapCodec
 from internet_plus.models.losses import InterNetLoss
 from internet_plus.models.posenet import PoseNet
+from internet_plus.resolvers import BACKBONE_STRIDE, heatmap_size
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,11 @@ class HandPoseModule(L.LightningModule):
     def _check_geometry(self) -> None:
         """Fail at construction when the head's output and the codec's heatmap disagree (not hours later)."""
         c = self.codec
-        side = c.input_size // 32 * 2**self.posenet.num_deconv
-        if c.input_size % 32:
-            raise ValueError(f"model.codec.input_size={c.input_size} must be a multiple of 32 (the backbone's stride)")
+        if c.input_size % BACKBONE_STRIDE:
+            raise ValueError(
+                f"model.codec.input_size={c.input_size} must be a multiple of {BACKBONE_STRIDE} (the backbone's stride)"
+            )
+        side = heatmap_size(c.input_size, self.posenet.num_deconv)
         if side != c.heatmap_size:
             raise ValueError(
                 f"the head produces {side}×{side} heatmaps for {c.input_size}-pixel inputs but model.codec."
@@ -159,16 +162,10 @@ class HandPoseModule(L.LightningModule):
         losses = self.criterion(outputs, batch)
         bsz = batch["image"].shape[0]
         for name, value in losses.items():
-            # sync_dist: the epoch means are averaged over the processes (one 4-scalar all-reduce per step under DDP)
-            self.log(
-                f"train/{name}",
-                value,
-                on_step=True,
-                on_epoch=True,
-                prog_bar=name == "loss",
-                batch_size=bsz,
-                sync_dist=True,
-            )
+            # The step value is this process's own (no communication in the step); the epoch mean is averaged over
+            # the processes once, at the epoch's end (sync_dist applies to it alone).
+            self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=bsz)
+            self.log(f"train/{name}_epoch", value, on_step=False, on_epoch=True, batch_size=bsz, sync_dist=True)
         if not torch.isfinite(losses["loss"]):
             raise FloatingPointError(
                 f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, batch "

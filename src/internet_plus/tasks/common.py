@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import Callback
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,8 @@ def tidy_logging() -> None:
         if not any(isinstance(f, _DropQuietMessages) for f in rank_zero.filters):
             rank_zero.addFilter(_DropQuietMessages())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated")
-    if process_rank() > 0:  # under DDP every process runs the task: the others' info lines would repeat rank 0's
+    if rank_zero_only.rank > 0:  # under DDP every process runs the task: the others' info lines would repeat rank 0's
         logging.getLogger("internet_plus").setLevel(logging.WARNING)
-
-
-def process_rank() -> int:
-    """This process's global rank from the launcher's environment (Lightning, torchrun, SLURM); 0 when alone."""
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        value = os.environ.get(name)
-        if value is not None and value.strip().isdigit():
-            return int(value)
-    return 0
 
 
 class NoGPUError(RuntimeError):
