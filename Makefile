@@ -52,16 +52,16 @@ predict: install ## Predict on an image, folder or video (CKPT=<checkpoint> INPU
 
 export-onnx: install ## Export a checkpoint to ONNX with its decoding, checked with onnxruntime (CKPT=<checkpoint>, OUT=model.onnx)
 	@test -n "$(CKPT)" || { echo "usage: make export-onnx CKPT=<checkpoint> [OUT=model.onnx]"; exit 2; }
-	$(BIN)/python -m internet_plus.export ckpt_path=$(CKPT) out=$(or $(OUT),model.onnx)
+	$(BIN)/python export.py ckpt_path=$(CKPT) out=$(or $(OUT),model.onnx)
 
 benchmark: install ## Tables 3 and 4 side by side: params, GFLOPs, images/s, s/iter, memory (ARGS="--backbones internet_plus,resnet50 --json out.json")
-	$(BIN)/python -m internet_plus.benchmark $(ARGS)
+	$(BIN)/python -m internet_plus.tools.benchmark $(ARGS)
 
 perf: install ## The performance targets: compiled inference, training, loss memory, input pipeline, paired ratios (OUT=<dir>)
-	$(BIN)/python -m internet_plus.benchmark --backbones internet_plus,resnet50 --batch-sizes 1,8,32 --repeats 3 --compile $(if $(OUT),--json $(OUT)/inference.json)
-	$(BIN)/python -m internet_plus.benchmark --no-inference --keep-freed-memory --repeats 3 --warmup 1 $(if $(OUT),--json $(OUT)/training.json)
-	$(BIN)/python -m internet_plus.models.loss_memory --batch-size 16 $(if $(OUT),--json $(OUT)/loss_memory.json)
-	$(BIN)/python -m internet_plus.data.pipeline_bench --samples 300 $(if $(OUT),--json $(OUT)/pipeline.json)
+	$(BIN)/python -m internet_plus.tools.benchmark --backbones internet_plus,resnet50 --batch-sizes 1,8,32 --repeats 3 --compile $(if $(OUT),--json $(OUT)/inference.json)
+	$(BIN)/python -m internet_plus.tools.benchmark --no-inference --keep-freed-memory --repeats 3 --warmup 1 $(if $(OUT),--json $(OUT)/training.json)
+	$(BIN)/python -m internet_plus.tools.loss_memory --batch-size 16 $(if $(OUT),--json $(OUT)/loss_memory.json)
+	$(BIN)/python -m internet_plus.tools.pipeline_bench --samples 300 $(if $(OUT),--json $(OUT)/pipeline.json)
 	$(BIN)/python experiments/performance/paired_ratios.py $(if $(OUT),--json $(OUT)/paired_ratios.json)
 
 lint: install ## Ruff lint and format check

@@ -79,7 +79,8 @@ plt.show()
     ),
     new_code_cell(
         """\
-from internet_plus.data.rhd import read_rgb, read_rhd_split
+from internet_plus.data.images import read_rgb
+from internet_plus.data.rhd import read_rhd_split
 from internet_plus.joints import NUM_JOINTS, hand_slice
 from internet_plus.visualize import draw_skeleton, make_grid, to_uint8_image
 
@@ -115,8 +116,8 @@ show(make_grid(tiles, cols=4), "sample 0, epochs 0-7", size=8)"""
     ),
     new_code_cell(
         """\
-from internet_plus.data.datamodule import SyntheticDataModule
 from internet_plus.data.preview import render_preview
+from internet_plus.data.synthetic.datamodule import SyntheticDataModule
 
 datamodule = SyntheticDataModule(
     root=str(root), num_train=16, num_eval=8, input_size=128, batch_size=4, num_workers=0,
@@ -190,10 +191,11 @@ assert total == 11_103_221"""
     new_code_cell(
         """\
 from internet_plus.lit_module import HandPoseModule
+from internet_plus.models.backbones.registry import backbone_config
 from internet_plus.models.summary import model_summary
 
 model = HandPoseModule(
-    backbone={"name": "internet_plus"},
+    backbone=backbone_config("internet_plus"),  # conf/backbone/internet_plus.yaml, as train.py composes it
     posenet={"deconv_channels": 16, "num_deconv": 3, "depth_bins": 16, "root_depth_bins": 16, "mlp_hidden": 32},
     codec={"input_size": 128, "heatmap_size": 32, "depth_bins": 16, "root_depth_bins": 16},
 )
@@ -319,7 +321,7 @@ error = (pred["joints_cam"][0] - sample["joints_cam"]).norm(dim=-1)[sample["join
 print(f"mean joint error: {error:.1f} mm (an almost untrained model)")"""
     ),
     new_markdown_cell(
-        "## A real image\n\n`predict.prepare` crops an image as evaluation does (whole image, or a box); the "
+        "## A real image\n\n`predict_inputs.prepare` crops an image as evaluation does (whole image, or a box); the "
         "ground truth of the real RHD sample is drawn next to the prediction when it is present."
     ),
     new_code_cell(
@@ -329,9 +331,9 @@ import json
 from omegaconf import OmegaConf
 
 from internet_plus.data import rhd_format
-from internet_plus.data.rhd import read_rgb
+from internet_plus.data.images import read_rgb
 from internet_plus.joints import LEFT, NUM_JOINTS, RIGHT, hand_slice
-from internet_plus.tasks import predict
+from internet_plus.tasks import predict, predict_inputs
 
 real_rhd = REAL_SAMPLES / "rhd"
 if not (real_rhd / "test_rhd.json").is_file():
@@ -339,9 +341,9 @@ if not (real_rhd / "test_rhd.json").is_file():
 else:
     data = json.loads((real_rhd / "test_rhd.json").read_text())
     ann, info = data["annotations"][0], data["images"][0]
-    frame = next(predict.iter_frames(real_rhd / info["file_name"]))
+    frame = next(predict_inputs.iter_frames(real_rhd / info["file_name"]))
     box = {frame.keys[0]: ann["bbox"]}
-    item = predict.prepare(frame, box, int(model.codec.input_size), OmegaConf.create({}))
+    item = predict_inputs.prepare(frame, box, int(model.codec.input_size), OmegaConf.create({}))
     with torch.no_grad():
         outputs = model(torch.from_numpy(item.crop).unsqueeze(0))
     inv = torch.from_numpy(item.inv_trans).float()

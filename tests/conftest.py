@@ -14,7 +14,10 @@ REAL_SAMPLES = ROOT / "tests" / "fixtures" / "real_samples"
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+import torch  # noqa: E402
+
 import internet_plus  # noqa: E402, F401  (registers the config resolvers, as train.py's import does)
+from internet_plus.joints import NUM_JOINTS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +108,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(reason)
+
+
+#: A data set sample's keys, shapes (at a 256-px input, without the batch axis) and dtypes (docs/architecture.md).
+SAMPLE_KEYS = {
+    "image": ((3, 256, 256), torch.float32),
+    "joints_img": ((NUM_JOINTS, 3), torch.float32),
+    "joints_cam": ((NUM_JOINTS, 3), torch.float32),
+    "joint_valid": ((NUM_JOINTS,), torch.float32),
+    "joint_annotated": ((NUM_JOINTS,), torch.float32),
+    "hand_type": ((2,), torch.float32),
+    "hand_type_valid": ((), torch.float32),
+    "rel_root_depth": ((), torch.float32),
+    "root_valid": ((), torch.float32),
+    "inv_trans": ((2, 3), torch.float32),
+    "focal": ((2,), torch.float32),
+    "princpt": ((2,), torch.float32),
+    "abs_root_depth": ((2,), torch.float32),
+    "index": ((), torch.int64),
+}
+
+
+def check_sample_keys(sample: dict, size: int = 256, batch: tuple[int, ...] = ()) -> None:
+    """Every data set's samples (or batches) have exactly these keys, shapes and dtypes."""
+    assert set(sample) == set(SAMPLE_KEYS)
+    for key, (shape, dtype) in SAMPLE_KEYS.items():
+        shape = (3, size, size) if key == "image" else shape
+        assert tuple(sample[key].shape) == batch + shape, key
+        assert sample[key].dtype == dtype, key

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from internet_plus.benchmark import PAPER, PeakMemory, build_model, main, parse_args
+from internet_plus.models.backbones.registry import backbone_names
 from internet_plus.models.summary import count_parameters, model_summary
+from internet_plus.tools.benchmark import PAPER_TABLES_3_4, build_model, main, parse_args
+from internet_plus.tools.memory import PeakMemory
 
 INTERNET_PLUS_FE = 11_103_221
 RESNET50_FE = 23_508_032
@@ -44,10 +46,10 @@ def test_tiny_benchmark_json_and_tables(tmp_path: Path, capsys: pytest.CaptureFi
     assert set(report["ratios"]["internet_plus"]["throughput"]) == {"1", "2"}
 
     # The printed tables carry the paper's Table 3 and Table 4 figures.
-    for row in PAPER["table3"].values():
+    for row in PAPER_TABLES_3_4["table3"].values():
         for value in row.values():
             assert f"{value:.2f}" in printed
-    for row in PAPER["table4"].values():
+    for row in PAPER_TABLES_3_4["table4"].values():
         for value in row.values():
             assert f"{value:.2f}" in printed
     assert "Table 3" in printed and "Table 4" in printed and "InterNet+/InterNet" in printed
@@ -65,6 +67,7 @@ def test_tiny_overrides_sizes() -> None:
     args = parse_args(["--tiny", "--backbones", "internet_plus,internet_plus_se,resnet50"])
     assert (args.input_size, args.batch_sizes, args.repeats, args.warmup) == (64, [1, 2], 1, 0)
     assert args.backbones == ["internet_plus", "resnet50"]
+    assert parse_args([]).backbones == backbone_names()  # by default every member of the registry
     with pytest.raises(SystemExit):
         parse_args(["--backbones", "vgg"])
 

@@ -1,4 +1,5 @@
-"""The results collector (``python -m internet_plus.tasks.collect``) and the per-epoch validation history."""
+"""The results collector (``python -m internet_plus.tasks.collect``, ``internet_plus.results``) and the per-epoch
+validation history."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from conftest import compose_config, tiny_train_overrides
 
 from internet_plus.callbacks import ValidationHistory
+from internet_plus.results.runs import backbone_variant, read_run
 from internet_plus.tasks import collect
 
 CURVE_LEN = 31
@@ -40,7 +42,7 @@ def _make_run(
         "task_name": "ablation",
         "seed": seed,
         "model": {"backbone": backbone_node},
-        "data": {"_target_": "internet_plus.data.datamodule.RHDDataModule", "root": "${paths.data_dir}/x"},
+        "data": {"_target_": "internet_plus.data.rhd.RHDDataModule", "root": "${paths.data_dir}/x"},
         "trainer": {"max_epochs": "${ablation_epochs.${hydra:runtime.choices.dataset}}"},
     }
     (hydra_dir / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
@@ -135,7 +137,7 @@ def test_collect_default_out_and_one_table(sweep: Path) -> None:
 def test_failed_json_reason_and_no_runs(tmp_path: Path) -> None:
     run = _make_run(tmp_path / "runs" / "a", "internet_plus", "rhd", 3, None)
     (run / "failed.json").write_text(json.dumps({"error": "RuntimeError", "message": "CUDA out of memory"}))
-    record = collect.read_run(run)
+    record = read_run(run)
     assert not record.ok and record.problem == "failed: RuntimeError: CUDA out of memory" and record.seed == "3"
     (tmp_path / "empty").mkdir()
     assert collect.main([str(tmp_path / "empty")]) == 2
@@ -159,14 +161,14 @@ def test_failed_json_reason_and_no_runs(tmp_path: Path) -> None:
     ],
 )
 def test_backbone_variant_from_fields(fields: dict, variant: str) -> None:
-    assert collect.backbone_variant(fields) == variant
+    assert backbone_variant(fields) == variant
 
 
 def test_fields_win_over_the_config_choice(tmp_path: Path) -> None:
     """`backbone=internet_plus model.backbone.attention=se` is the SE variant, whatever the choice says."""
     fields = {"name": "internet_plus", "attention": "se", "fca": True}
     run = _make_run(tmp_path / "r", "internet_plus", "stb", 0, 7.7, fields=fields)
-    assert collect.read_run(run).backbone == "internet_plus_se"
+    assert read_run(run).backbone == "internet_plus_se"
 
 
 def _fake_trainer(epoch: int, step: int, metrics: dict, *, sanity: bool = False, rank0: bool = True):

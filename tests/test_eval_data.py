@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,11 @@ from conftest import compose_config
 
 from internet_plus.tasks.eval import evaluation_data
 
-SAVED = {"_target_": "internet_plus.data.datamodule.SyntheticDataModule", "root": "/runs/data/synthetic", "seed": 3}
+SAVED = {
+    "_target_": "internet_plus.data.synthetic.datamodule.SyntheticDataModule",
+    "root": "/runs/data/synthetic",
+    "seed": 3,
+}
 CKPT = Path("best.ckpt")
 
 
@@ -20,6 +25,21 @@ def _cfg(tmp_path: Path, *overrides: str):
 def test_the_checkpoints_data_is_used_when_the_command_line_names_none(tmp_path: Path) -> None:
     data, origin = evaluation_data(_cfg(tmp_path, "trainer=cpu", "logger=none"), SAVED, CKPT)
     assert data.root == "/runs/data/synthetic" and data.seed == 3 and "checkpoint" in origin
+
+
+@pytest.mark.parametrize(
+    ("saved_target", "built"),
+    [
+        ("internet_plus.data.datamodule.RHDDataModule", "internet_plus.data.rhd.RHDDataModule"),
+        ("internet_plus.data.datamodule.SyntheticDataModule", SAVED["_target_"]),
+    ],
+)
+def test_a_checkpoint_naming_a_moved_datamodule_still_evaluates(saved_target: str, built: str, tmp_path: Path) -> None:
+    """Checkpoints saved before the data package was split name the DataModules' old homes."""
+    data, _ = evaluation_data(_cfg(tmp_path), {**SAVED, "_target_": saved_target}, CKPT)
+    assert data._target_ == built
+    module, _, name = built.rpartition(".")
+    assert hasattr(importlib.import_module(module), name)
 
 
 @pytest.mark.parametrize("override", ["dataset=rhd", "data.root=/elsewhere", "data.input_size=128"])

@@ -11,26 +11,53 @@ import math
 
 import pytest
 import torch
+from fakes.batch import training_batch
 
-from internet_plus.benchmark import build_model, synthetic_batch, training_step_fn
+from internet_plus.lit_module import HandPoseModule
+from internet_plus.models.backbones.registry import backbone_config
 from internet_plus.models.codec import HeatmapCodec
 from internet_plus.models.inference import calibrate_batchnorm, optimize_for_inference
+from internet_plus.models.losses import dense_heatmap_mse, lean_heatmap_mse
+from internet_plus.resolvers import heatmap_size
 
 pytestmark = pytest.mark.gpu
 
 CUDA = torch.device("cuda")
 
 
+def _model(backbone: str, input_size: int) -> HandPoseModule:
+    """The whole model (PoseNet at InterNet's sizes) with a registry backbone, on the GPU."""
+    codec = {"input_size": input_size, "heatmap_size": heatmap_size(input_size, 3)}
+    return HandPoseModule(backbone=backbone_config(backbone), codec=codec).to(CUDA)
+
+
+def _mixed_precision_step(
+    model: HandPoseModule,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    dtype: torch.dtype,
+) -> float:
+    """One step as Lightning's ``16-mixed``/``bf16-mixed`` runs it: forward under autocast, the loss, backward
+    through the ``GradScaler`` (enabled for float16 only) and the optimiser step; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=dtype):
+        outputs = model(batch["image"])
+    loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
 def test_mixed_precision_training_steps_are_finite_and_learn(dtype: torch.dtype) -> None:
     torch.manual_seed(0)
-    model = build_model("internet_plus", 128).to(CUDA).train()
-    batch = synthetic_batch(4, 128, CUDA)
+    model = _model("internet_plus", 128).train()
+    batch = training_batch(4, 128, CUDA)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-    losses: list[float] = []
-    step = training_step_fn(model, batch, optimizer, amp_dtype=dtype, losses=losses)
-    for _ in range(12):
-        step()
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    losses = [_mixed_precision_step(model, batch, optimizer, scaler, dtype) for _ in range(12)]
     assert all(math.isfinite(v) for v in losses), losses
     assert sum(losses[-3:]) < sum(losses[:3]), losses  # one fixed batch: the loss must come down
 
@@ -45,9 +72,9 @@ def test_lean_heatmap_loss_equals_dense_on_cuda(dtype: torch.dtype) -> None:
     valid = (torch.rand(2, 42, generator=g, device=CUDA) > 0.2).float()
     coords, mask = codec.encode_joints(joints, valid)
     values, grads = [], []
-    for mse in (codec.heatmap_mse, codec.heatmap_mse_dense):
+    for mse in (lean_heatmap_mse, dense_heatmap_mse):
         p = pred.clone().requires_grad_(True)
-        value = mse(p, coords, mask)
+        value = mse(codec, p, coords, mask)
         value.backward()
         values.append(value.double())
         grads.append(p.grad.double())
@@ -60,7 +87,7 @@ def test_lean_heatmap_loss_equals_dense_on_cuda(dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("backbone", ["internet_plus", "resnet50"])
 def test_inference_copy_matches_eager_on_cuda(backbone: str) -> None:
     torch.manual_seed(0)
-    model = build_model(backbone, 128).to(CUDA)
+    model = _model(backbone, 128)
     images = torch.rand(4, 3, 128, 128, device=CUDA)
     calibrate_batchnorm(model, images)  # untrained eval-mode features would be ~1e-16: nothing to compare
     fast = optimize_for_inference(model)

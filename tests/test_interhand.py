@@ -2,9 +2,10 @@
 
 (1) The real sample files (``tests/fixtures/real_samples/interhand2.6m``, release v1.0 schema) are written back into the
 official layout (``annotations/test/InterHand2.6M_test_*.json``, ``images/test/<file_name>`` with the official
-``Capture<c>/<seq>/cam<cam>/image<frame>.jpg`` names rebuilt from data.json). (2) Fakes in the exact official formats
-come from :func:`internet_plus.data.interhand_bench.write_fake_split`. Expected values here are computed from the
-documented conventions (datasets §C), independently of the reader's index arrays.
+``Capture<c>/<seq>/cam<cam>/image<frame>.jpg`` names rebuilt from data.json). (2) Sets in the exact official formats
+come from the synthetic set's writer, :func:`internet_plus.data.synthetic.interhand.write_interhand_split` (with grey
+frames from ``fakes.interhand``). Expected values here are computed from the documented conventions (datasets §C),
+independently of the reader's index arrays.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import pickle
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_SAMPLES, TINY, compose_config
+from conftest import REAL_SAMPLES, TINY, check_sample_keys, compose_config
+from fakes.interhand import write_annotation_files, write_grey_frames, write_interhand_tree
 
+from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.interhand import (
     INTERHAND_DOWNLOAD_PAGE,
     PROJECT_FROM_INTERHAND,
@@ -33,51 +35,14 @@ from internet_plus.data.interhand import (
     select_rows,
     world_to_camera,
 )
-from internet_plus.data.interhand_bench import write_fake_split
-from internet_plus.data.rhd import DatasetLayoutError
+from internet_plus.data.synthetic.interhand import write_interhand_split
 from internet_plus.data.transforms import transform_points
-from internet_plus.joints import NUM_JOINTS
-from internet_plus.metrics.interhand import (
-    InterHandHandedness,
-    InterHandMetrics,
-    InterHandMPJPE,
-    InterHandMRRPE,
-    interhand_metrics_np,
-    internet_mrrpe_roots,
-    mpjpe_by_kind_np,
-    mrrpe_np,
-)
+from internet_plus.metrics import functional
+from internet_plus.metrics.interhand import InterHandMetrics, internet_mrrpe_roots
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = REAL_SAMPLES / "interhand2.6m"
 S = 256
-
-EXPECTED_KEYS = {
-    "image": ((3, S, S), torch.float32),
-    "joints_img": ((NUM_JOINTS, 3), torch.float32),
-    "joints_cam": ((NUM_JOINTS, 3), torch.float32),
-    "joint_valid": ((NUM_JOINTS,), torch.float32),
-    "joint_annotated": ((NUM_JOINTS,), torch.float32),
-    "hand_type": ((2,), torch.float32),
-    "hand_type_valid": ((), torch.float32),
-    "rel_root_depth": ((), torch.float32),
-    "root_valid": ((), torch.float32),
-    "inv_trans": ((2, 3), torch.float32),
-    "focal": ((2,), torch.float32),
-    "princpt": ((2,), torch.float32),
-    "abs_root_depth": ((2,), torch.float32),
-    "index": ((), torch.int64),
-}
-
-
-def _check_keys(sample: dict[str, torch.Tensor], size: int = S, batch: tuple[int, ...] = ()) -> None:
-    """The keys, shapes and dtypes of an RHD sample (tests/test_rhd.py)."""
-    assert set(sample) == set(EXPECTED_KEYS)
-    for key, (shape, dtype) in EXPECTED_KEYS.items():
-        shape = (3, size, size) if key == "image" else shape
-        assert tuple(sample[key].shape) == batch + shape, key
-        assert sample[key].dtype == dtype, key
-
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -90,8 +55,6 @@ def _official_name(image: dict) -> str:
 def real_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The 4 real frames in the v1.0 layout (split ``test``); returns (root, the original data.json)."""
     root = tmp_path_factory.mktemp("ih_real") / "InterHand2.6M"
-    ann = root / "annotations" / "test"
-    ann.mkdir(parents=True)
     data = json.loads((REAL / "test_interhand2.6m_data.json").read_text())
     official = json.loads(json.dumps(data))
     for image in official["images"]:
@@ -99,37 +62,16 @@ def real_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REAL / image["file_name"], target)
         image["file_name"] = _official_name(image)
-    (ann / "InterHand2.6M_test_data.json").write_text(json.dumps(official))
-    for kind in ("camera", "joint_3d"):
-        shutil.copy(REAL / f"test_interhand2.6m_{kind}.json", ann / f"InterHand2.6M_test_{kind}.json")
+    camera = json.loads((REAL / "test_interhand2.6m_camera.json").read_text())
+    joint_3d = json.loads((REAL / "test_interhand2.6m_joint_3d.json").read_text())
+    write_annotation_files(root, "test", data=official, camera=camera, joint_3d=joint_3d)
     return root, data
-
-
-def _write_images(root: Path, split: str, names: list[str], size: tuple[int, int]) -> None:
-    image = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
-    ok, encoded = cv2.imencode(".jpg", image)
-    assert ok
-    for name in names:
-        path = root / "images" / split / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encoded.tobytes())
-
-
-def _fake_root(root: Path, splits: dict[str, int], images: bool = True, **kwargs) -> dict:
-    fakes = {}
-    for i, (split, num) in enumerate(splits.items()):
-        fake = write_fake_split(root, split, num, seed=i, first_id=100_000 * i, **kwargs)
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        if images:
-            _write_images(root, split, fake.file_names, fake.image_size)
-        fakes[split] = fake
-    return fakes
 
 
 @pytest.fixture(scope="module")
 def fake_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("ih_fake") / "InterHand2.6M"
-    return root, _fake_root(root, {"train": 60, "test": 20}, cameras_per_capture=10)
+    return root, write_interhand_tree(root, {"train": 60, "test": 20}, cameras_per_capture=10)
 
 
 def _index(root: Path, split: str, cache: Path, **kwargs):
@@ -194,7 +136,7 @@ def test_real_samples_dataset_items(real_tree: tuple[Path, dict], tmp_path: Path
     dataset = InterHandDataset(index, files.images_dir, rows=rows, input_size=S)
     for i in range(len(dataset)):
         item = dataset[i]
-        _check_keys(item)
+        check_sample_keys(item)
         record = dataset.record(i)
         ann = torch.from_numpy(record.joint_annotated).float()
         torch.testing.assert_close(item["joint_annotated"], ann)
@@ -239,8 +181,8 @@ def test_world_to_camera_hand_computed() -> None:
 
 def test_v1_and_v0_layouts_and_bare_joint_3d(tmp_path: Path) -> None:
     v1, v0 = tmp_path / "v1", tmp_path / "v0"
-    write_fake_split(v1, "test", 30, seed=3)
-    write_fake_split(v0, "test", 30, seed=3, layout="v0.0", subset_folder="all", bare_joint_3d=True)
+    write_interhand_split(v1, "test", 30, seed=3)
+    write_interhand_split(v0, "test", 30, seed=3, layout="v0.0", subset_folder="all", bare_joint_3d=True)
     for root in (v1, v0):
         (root / "images" / "test").mkdir(parents=True)
     a, fa = _index(v1, "test", tmp_path / "cache")
@@ -258,14 +200,14 @@ def test_v1_and_v0_layouts_and_bare_joint_3d(tmp_path: Path) -> None:
 def test_fps_picks_the_release_folder(tmp_path: Path) -> None:
     # the official archives unpack to InterHand2.6M_<fps>fps_batch1/; annotations inside it or next to it
     release = tmp_path / "InterHand2.6M_30fps_batch1"
-    write_fake_split(release, "val", 5, seed=1)
+    write_interhand_split(release, "val", 5, seed=1)
     (release / "images" / "val").mkdir(parents=True)
     files = find_interhand_files(tmp_path, "val", fps=30)
     assert files.images_dir == release / "images" / "val" and files.data.parent == release / "annotations" / "val"
     with pytest.raises(InterHandLayoutError, match="InterHand2.6M_30fps_batch1"):
         find_interhand_files(tmp_path, "val", fps=5)
     other = tmp_path / "five"
-    write_fake_split(other, "val", 5, seed=1)  # <root>/annotations next to <root>/InterHand2.6M_5fps_batch1/images
+    write_interhand_split(other, "val", 5, seed=1)  # <root>/annotations next to <root>/InterHand2.6M_5fps_batch1/images
     (other / "InterHand2.6M_5fps_batch1" / "images" / "val").mkdir(parents=True)
     files5 = find_interhand_files(other, "val", fps=5)
     assert files5.images_dir == other / "InterHand2.6M_5fps_batch1" / "images" / "val"
@@ -279,7 +221,7 @@ def test_fps_picks_the_release_folder(tmp_path: Path) -> None:
 
 def test_subsets_human_by_id_list_and_machine(tmp_path: Path) -> None:
     root = tmp_path / "ih"
-    fake = write_fake_split(root, "train", 40, seed=2)
+    fake = write_interhand_split(root, "train", 40, seed=2)
     (root / "images" / "train").mkdir(parents=True)
     human = fake.annot_ids[::3]
     ids_file = tmp_path / "aid_human_annot_train.txt"
@@ -297,7 +239,7 @@ def test_subsets_human_by_id_list_and_machine(tmp_path: Path) -> None:
         _index(root, "train", tmp_path / "cache", subset="human")
     # v0.0: the subset picks the folder; val exists only in machine_annot
     v0 = tmp_path / "v0"
-    write_fake_split(v0, "test", 12, layout="v0.0", subset_folder="human_annot", seed=4)
+    write_interhand_split(v0, "test", 12, layout="v0.0", subset_folder="human_annot", seed=4)
     (v0 / "images" / "test").mkdir(parents=True)
     hv0, files = _index(v0, "test", tmp_path / "cache", subset="human")
     assert files.data.parent.name == "human_annot" and len(hv0) == 12
@@ -368,7 +310,7 @@ def test_augmented_flip_keeps_geometry(fake_tree: tuple[Path, dict], tmp_path: P
 
 def test_index_cache_is_reused_and_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "ih"
-    write_fake_split(root, "test", 25, seed=6)
+    write_interhand_split(root, "test", 25, seed=6)
     (root / "images" / "test").mkdir(parents=True)
     cache = tmp_path / "cache"
     first, files = _index(root, "test", cache)
@@ -383,7 +325,7 @@ def test_index_cache_is_reused_and_rebuilt(tmp_path: Path, monkeypatch: pytest.M
     assert again.record(3).file_name == first.record(3).file_name
 
     # an annotation file changes (size and mtime): the index is rebuilt, i.e. the JSON is parsed again
-    write_fake_split(root, "test", 26, seed=7)
+    write_interhand_split(root, "test", 26, seed=7)
     with pytest.raises(AssertionError, match="parsed again"):
         _index(root, "test", cache)
     monkeypatch.undo()
@@ -395,7 +337,7 @@ def test_index_cache_is_reused_and_rebuilt(tmp_path: Path, monkeypatch: pytest.M
 
 def test_dataset_pickles_small_and_holds_no_json(tmp_path: Path) -> None:
     root = tmp_path / "ih"
-    fake = write_fake_split(root, "train", 10_000, seed=8, cameras_per_capture=40)
+    fake = write_interhand_split(root, "train", 10_000, seed=8, cameras_per_capture=40)
     (root / "images" / "train").mkdir(parents=True)
     index, files = _index(root, "train", tmp_path / "cache")
     dataset = InterHandDataset(index, files.images_dir, input_size=64)
@@ -421,7 +363,7 @@ def test_layout_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(InterHandLayoutError, match="annotations"):
         find_interhand_files(tmp_path / "empty", "train")
     root = tmp_path / "ih"
-    fake = write_fake_split(root, "test", 6, seed=9)
+    fake = write_interhand_split(root, "test", 6, seed=9)
     with pytest.raises(InterHandLayoutError, match=r"images[/\\]test"):
         find_interhand_files(root, "test")
     (root / "images" / "test").mkdir(parents=True)
@@ -434,8 +376,8 @@ def test_layout_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_missing_images_are_named(fake_tree: tuple[Path, dict], tmp_path: Path) -> None:
     root = tmp_path / "ih"
-    fake = write_fake_split(root, "test", 9, seed=10)
-    _write_images(root, "test", fake.file_names, fake.image_size)
+    fake = write_interhand_split(root, "test", 9, seed=10)
+    write_grey_frames(root, "test", fake.file_names, fake.image_size)
     index, files = _index(root, "test", tmp_path / "cache")
     check_images(index, files, verify=True)
     gone = root / "images" / "test" / fake.file_names[4]
@@ -450,7 +392,7 @@ def test_missing_images_are_named(fake_tree: tuple[Path, dict], tmp_path: Path) 
 
 def test_malformed_annotations_name_the_file(tmp_path: Path) -> None:
     root = tmp_path / "ih"
-    fake = write_fake_split(root, "test", 4, seed=11)
+    fake = write_interhand_split(root, "test", 4, seed=11)
     (root / "images" / "test").mkdir(parents=True)
     data = json.loads(fake.files["data"].read_text())
     good = json.dumps(data)
@@ -473,7 +415,7 @@ def test_malformed_annotations_name_the_file(tmp_path: Path) -> None:
 
 def test_cache_inside_the_data_root_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "ih"
-    write_fake_split(root, "test", 3, seed=12)
+    write_interhand_split(root, "test", 3, seed=12)
     (root / "images" / "test").mkdir(parents=True)
     files = find_interhand_files(root, "test")
     with pytest.raises(ValueError, match="inside the data root"):
@@ -502,48 +444,59 @@ def _two_samples() -> dict[str, np.ndarray]:
     return {"pred": pred, "gt": gt, "valid": valid, "hand_type": hand_type}
 
 
+def _update(metric: InterHandMetrics, s: dict[str, np.ndarray], prob: np.ndarray, type_valid: np.ndarray) -> None:
+    """One ``update`` with the arrays of :func:`_two_samples` (or a slice of them) and the given hand predictions."""
+    arrays = (s["pred"], s["gt"], s["valid"], s["hand_type"], prob, type_valid)
+    metric.update(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+
+
 def test_mpjpe_by_kind_hand_computed() -> None:
     s = _two_samples()
-    got = mpjpe_by_kind_np(s["pred"], s["gt"], s["valid"], s["hand_type"])
+    got = functional.mpjpe_by_kind(s["pred"], s["gt"], s["valid"], s["hand_type"])
     # single: joints 0-20 scored once; errors 3 and 4 at joints 1 and 2 -> (3 + 4) / 21
     assert got["mpjpe_single_mm"] == pytest.approx(7.0 / 21)
     # interacting: 41 scored joints (30 not), error 6 at joint 1 -> 6 / 41
     assert got["mpjpe_interacting_mm"] == pytest.approx(6.0 / 41)
     # all: joint 1 mean (3 + 6) / 2, joint 2 mean 4 / 2, 41 joints seen -> (4.5 + 2) / 41
     assert got["mpjpe_all_mm"] == pytest.approx(6.5 / 41)
-    metric = InterHandMPJPE()
+    metric = InterHandMetrics()
     for i in range(2):  # batch by batch
-        metric.update(*(torch.from_numpy(s[k][i : i + 1]) for k in ("pred", "gt", "valid", "hand_type")))
-    for name, value in metric.compute().items():
-        assert value.item() == pytest.approx(got[name], rel=1e-6)
+        _update(metric, {k: v[i : i + 1] for k, v in s.items()}, np.full((1, 2), 0.9), np.ones(1))
+    values = metric.compute()
+    for name in got:
+        assert values[name].item() == pytest.approx(got[name], rel=1e-6)
 
 
 def test_mrrpe_hand_computed() -> None:
     s = _two_samples()
     # (L - R)_pred - (L - R)_gt = (0, 0, 10) on the interacting sample; the single one does not count
-    assert mrrpe_np(s["pred"], s["gt"], s["valid"], s["hand_type"]) == pytest.approx(10.0)
-    metric = InterHandMRRPE()
-    metric.update(*(torch.from_numpy(s[k]) for k in ("pred", "gt", "valid", "hand_type")))
-    assert metric.compute().item() == pytest.approx(10.0)
+    scored = functional.mrrpe_samples(s["valid"], s["hand_type"])
+    assert scored.tolist() == [False, True]
+    assert functional.mrrpe(s["pred"], s["gt"], scored) == pytest.approx(10.0)
+    metric = InterHandMetrics()
+    _update(metric, s, np.full((2, 2), 0.9), np.ones(2))
+    assert metric.compute()["mrrpe_mm"].item() == pytest.approx(10.0)
     s["valid"][1, 21] = 0  # a left wrist not scored: no MRRPE sample left
-    assert np.isnan(mrrpe_np(s["pred"], s["gt"], s["valid"], s["hand_type"]))
+    assert not functional.mrrpe_samples(s["valid"], s["hand_type"]).any()
+    metric.reset()
+    _update(metric, s, np.full((2, 2), 0.9), np.ones(2))
+    assert torch.isnan(metric.compute()["mrrpe_mm"])
 
 
 def test_handedness_and_combined_metrics() -> None:
     s = _two_samples()
     prob = np.array([[0.9, 0.2], [0.8, 0.4]])  # right: correct; interacting predicted right-only: wrong
-    metric = InterHandHandedness()
-    metric.update(torch.tensor(prob), torch.tensor(s["hand_type"]), torch.tensor([1.0, 1.0]))
-    assert metric.compute().item() == pytest.approx(0.5)
-    metric.update(torch.tensor(prob), torch.tensor(s["hand_type"]), torch.tensor([0.0, 1.0]))  # only the wrong one
-    assert metric.compute().item() == pytest.approx(1.0 / 3)
+    metric = InterHandMetrics()
+    _update(metric, s, prob, np.array([1.0, 1.0]))
+    assert metric.compute()["handedness_acc"].item() == pytest.approx(0.5)
+    _update(metric, s, prob, np.array([0.0, 1.0]))  # only the wrong one
+    assert metric.compute()["handedness_acc"].item() == pytest.approx(1.0 / 3)
+    both = np.concatenate([s["hand_type"]] * 2)
+    assert functional.handedness_accuracy(np.concatenate([prob] * 2), both, [1, 1, 0, 1]) == pytest.approx(1.0 / 3)
     combined = InterHandMetrics()
-    tensors = {k: torch.from_numpy(v) for k, v in s.items()}
-    combined.update(
-        tensors["pred"], tensors["gt"], tensors["valid"], tensors["hand_type"], torch.tensor(prob), torch.ones(2)
-    )
+    _update(combined, s, prob, np.ones(2))
     got = combined.compute()
-    ref = interhand_metrics_np(s["pred"], s["gt"], s["valid"], s["hand_type"], prob, np.ones(2))
+    ref = functional.interhand_metrics(s["pred"], s["gt"], s["valid"], s["hand_type"], prob, np.ones(2))
     assert set(got) == {"mpjpe_single_mm", "mpjpe_interacting_mm", "mpjpe_all_mm", "mrrpe_mm", "handedness_acc"}
     for name, value in got.items():
         assert value.item() == pytest.approx(ref[name], rel=1e-6)
@@ -587,7 +540,7 @@ def test_hydra_datamodule_batch_matches_rhd(fake_tree: tuple[Path, dict], tmp_pa
     dm.setup("fit")
     assert len(dm.train_set) + len(dm.val_set) == 60
     batch = next(iter(dm.train_dataloader()))
-    _check_keys(batch, size=64, batch=(4,))
+    check_sample_keys(batch, size=64, batch=(4,))
     dm.setup("test")
     test_batches = list(dm.test_dataloader())
     assert sum(len(b["index"]) for b in test_batches) == 20
@@ -621,7 +574,7 @@ def test_truncated_image_raises_with_its_name_or_is_skipped_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "InterHand2.6M"
-    _fake_root(root, {"train": 8, "test": 8})
+    write_interhand_tree(root, {"train": 8, "test": 8})
     index, files = _index(root, "test", tmp_path / "cache")
     strict = InterHandDataset(index, files.images_dir, input_size=64)
     names = [strict.record(k).file_name for k in range(len(strict))]
@@ -698,7 +651,7 @@ def test_interhand_metrics_under_ddp_equal_one_process(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(_interhand_ddp_worker, args=(2, port, str(tmp_path), shards), nprocs=2, join=True)
-    ref = interhand_metrics_np(*arrays)
+    ref = functional.interhand_metrics(*arrays)
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt")
         for name, value in ref.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, compose_config
-from test_interhand import _fake_root
+from fakes.interhand import write_interhand_tree
 
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.metrics.interhand import InterHandMetrics
@@ -28,8 +28,8 @@ RHD_KEYS = {"test/epe_mm", "test/epe_median_mm", "test/pck_curve", "test/auc_20_
 @pytest.fixture(scope="module")
 def interhand_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ih_train") / "InterHand2.6M"
-    fakes = _fake_root(root, {"train": 24, "test": 16}, cameras_per_capture=2, interacting_fraction=0.5)
-    assert "interacting" in fakes["test"].hand_types and {"right", "left"} & set(fakes["test"].hand_types)
+    splits = write_interhand_tree(root, {"train": 24, "test": 16}, cameras_per_capture=2, interacting_fraction=0.5)
+    assert "interacting" in splits["test"].hand_types and {"right", "left"} & set(splits["test"].hand_types)
     return root
 
 
@@ -65,8 +65,9 @@ def test_interhand_metrics_are_created_only_for_the_interhand_protocol(tmp_path:
 
     import hydra
 
-    from internet_plus.data.datamodule import HandPoseDataModule, RHDDataModule
+    from internet_plus.data.datamodule import HandPoseDataModule
     from internet_plus.data.interhand import InterHandDataModule
+    from internet_plus.data.rhd import RHDDataModule
     from internet_plus.data.stb import STBDataModule
 
     assert HandPoseDataModule.protocol == RHDDataModule.protocol == STBDataModule.protocol == "rhd"

@@ -253,12 +253,18 @@ def test_initialisation(backbone: InterNetPlusBackbone) -> None:
             assert torch.all(m.bias == 0)
 
 
-def test_build_backbone_names() -> None:
+def test_build_backbone_from_its_config_node() -> None:
+    """The node names the class (``_target_``), the other fields are its arguments; the legacy ``name`` form of
+    checkpoints written before the registry builds the same network."""
     from internet_plus.models.backbones import build_backbone
+    from internet_plus.models.backbones.registry import backbone_config
 
-    model = build_backbone("internet_plus", attention="none", fca=False, final_channels=2048)
+    node = {**backbone_config("internet_plus"), "attention": "none", "fca": False}
+    model = build_backbone(node)
     assert isinstance(model, InterNetPlusBackbone)
     assert n_params(model) == TOTAL - 204_800 - 1_050_525
+    legacy = build_backbone({"name": "internet_plus", "attention": "none", "fca": False, "final_channels": 2048})
+    assert n_params(legacy) == n_params(model)
 
 
 # ---------------------------------------------------------------------------------------------------------- summary

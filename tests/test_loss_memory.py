@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from internet_plus.models.codec import HeatmapCodec
-from internet_plus.models.loss_memory import TensorMemoryMeter, compare_loss_memory, loss_peak_memory, main
+from internet_plus.models.losses import dense_heatmap_mse, lean_heatmap_mse
+from internet_plus.tools.loss_memory import compare_loss_memory, loss_peak_memory, main
+from internet_plus.tools.memory import TensorMemoryMeter
 
 
 def test_meter_counts_a_hand_computed_case() -> None:
@@ -54,8 +56,8 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_lean_gradient_matches_dense_in_float32_with_an_upstream_gradient() -> None:
     """The hand-written backward: float32, a non-unit upstream gradient, relative difference <= 1e-5."""
     codec, pred, coords, valid = _case(torch.float32)
-    (grad_lean,) = torch.autograd.grad(3.5 * codec.heatmap_mse(pred, coords, valid), pred)
-    (grad_dense,) = torch.autograd.grad(3.5 * codec.heatmap_mse_dense(pred, coords, valid), pred)
+    (grad_lean,) = torch.autograd.grad(3.5 * lean_heatmap_mse(codec, pred, coords, valid), pred)
+    (grad_dense,) = torch.autograd.grad(3.5 * dense_heatmap_mse(codec, pred, coords, valid), pred)
     assert grad_lean.dtype == torch.float32 and grad_lean.shape == pred.shape
     assert _relative(grad_lean, grad_dense) <= 1e-5
     masked = valid == 0
@@ -64,8 +66,8 @@ def test_lean_gradient_matches_dense_in_float32_with_an_upstream_gradient() -> N
 
 def test_lean_gradient_of_a_bfloat16_prediction_has_its_dtype() -> None:
     codec, pred, coords, valid = _case(torch.bfloat16)
-    (grad_lean,) = torch.autograd.grad(codec.heatmap_mse(pred, coords, valid), pred)
-    (grad_dense,) = torch.autograd.grad(codec.heatmap_mse_dense(pred, coords, valid), pred)
+    (grad_lean,) = torch.autograd.grad(lean_heatmap_mse(codec, pred, coords, valid), pred)
+    (grad_dense,) = torch.autograd.grad(dense_heatmap_mse(codec, pred, coords, valid), pred)
     assert grad_lean.dtype == torch.bfloat16
     assert _relative(grad_lean, grad_dense) <= 1e-2  # both rounded to bfloat16 (8 bits of mantissa)
 
@@ -73,9 +75,9 @@ def test_lean_gradient_of_a_bfloat16_prediction_has_its_dtype() -> None:
 def test_lean_loss_with_differentiable_targets_falls_back_to_autograd() -> None:
     codec, pred, coords, valid = _case(torch.float64)
     coords = coords.double().requires_grad_(True)
-    loss = codec.heatmap_mse(pred, coords, valid.double())
+    loss = lean_heatmap_mse(codec, pred, coords, valid.double())
     grad_pred, grad_coords = torch.autograd.grad(loss, (pred, coords))
-    (grad_dense,) = torch.autograd.grad(codec.heatmap_mse_dense(pred, coords.detach(), valid.double()), pred)
+    (grad_dense,) = torch.autograd.grad(dense_heatmap_mse(codec, pred, coords.detach(), valid.double()), pred)
     assert _relative(grad_pred, grad_dense) <= 1e-10
     assert torch.isfinite(grad_coords).all() and grad_coords.abs().sum() > 0
 

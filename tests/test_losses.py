@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.models.codec import HeatmapCodec
-from internet_plus.models.losses import InterNetLoss
+from internet_plus.models.losses import InterNetLoss, dense_heatmap_mse, lean_heatmap_mse, sum_of_squares
 
 #: A tiny geometry: 16-px input, 4×4×4 volumes (4 px and 100 mm per voxel), 8 root bins (50 mm each), σ = 1.
 TINY = {
@@ -176,3 +176,86 @@ def test_float32_posenet_outputs_give_float32_losses() -> None:
     sample = {k: v.float() for k, v in sample.items()}
     losses = InterNetLoss(HeatmapCodec(**TINY))(outputs, sample)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+
+
+# ------------------------------------------------------------------------------------------------ heatmap MSE (§3.1)
+def _mse_case(dtype: torch.dtype, shape: tuple[int, int, int], batch: int, joints: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    d, h, w = shape
+    codec = HeatmapCodec(input_size=4 * h, heatmap_size=h, depth_bins=d, sigma=2.5)
+    coords = torch.rand(batch, joints, 3, generator=g, dtype=dtype) * torch.tensor([w, h, d], dtype=dtype)
+    coords[0, 0] = torch.tensor([w + 3.0, -2.0, d / 2], dtype=dtype)  # a centre off the grid still works
+    valid = (torch.rand(batch, joints, generator=g) > 0.3).to(dtype)
+    target = codec.render(coords)
+    pred = (target + 20.0 * torch.randn(target.shape, generator=g, dtype=dtype)).requires_grad_(True)
+    return codec, pred, coords, valid
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 16), (12, 10, 10), (64, 64, 64)])
+def test_lean_mse_equals_dense_mse_value_and_gradient_float64(shape: tuple[int, int, int]) -> None:
+    batch, joints = (1, 3) if shape[0] == 64 else (3, 5)
+    codec, pred, coords, valid = _mse_case(torch.float64, shape, batch, joints, seed=5)
+    lean = lean_heatmap_mse(codec, pred, coords, valid)
+    (grad_lean,) = torch.autograd.grad(lean, pred)
+    dense = dense_heatmap_mse(codec, pred, coords, valid)
+    (grad_dense,) = torch.autograd.grad(dense, pred)
+    assert lean.dtype == torch.float64
+    torch.testing.assert_close(lean, dense, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad_lean, grad_dense, rtol=1e-5, atol=1e-12)
+    # the definition: mean over all elements, masked ones included
+    manual = ((pred - codec.render(coords)) ** 2 * valid[..., None, None, None]).sum() / pred.numel()
+    torch.testing.assert_close(dense, manual, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("noise", [0.5, 1e-3])
+def test_lean_mse_float32_near_the_optimum(noise: float) -> None:
+    """Accurate in float32 when the prediction is nearly perfect: the residual is formed before squaring.
+
+    Expanding Σ(p − t)² into Σp² − 2Σpt + Σt² would cancel terms of about 5.7·10⁶ per joint down to 10⁻⁶·N and lose
+    every digit at the smaller noise; the residual formulation stays within float32 rounding.
+    """
+    codec, pred, coords, valid = _mse_case(torch.float32, (64, 64, 64), 1, 2, seed=6)
+    with torch.no_grad():
+        pred.copy_(codec.render(coords) + noise * torch.randn_like(pred))
+    lean = lean_heatmap_mse(codec, pred, coords, valid)
+    reference = dense_heatmap_mse(codec, pred.double(), coords.double(), valid.double())
+    assert abs(lean.item() - reference.item()) <= 1e-5 * reference.item()
+
+
+def test_lean_mse_refuses_a_second_backward_through_the_same_graph() -> None:
+    """Its backward reuses the saved residual as the gradient, so retain_graph=True must fail loudly, not silently."""
+    codec, pred, coords, valid = _mse_case(torch.float32, (8, 8, 8), 1, 2, seed=8)
+    loss = lean_heatmap_mse(codec, pred, coords, valid)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="second backward"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("precision", ["highest", "medium"])
+def test_sum_of_squares_with_every_matmul_precision(precision: str) -> None:
+    """The batched-dot fast path (full precision) and the reduction (lowered precision) both give Σ x² per joint."""
+    volumes = torch.randn(2, 3, 16, 16, 16, generator=torch.Generator().manual_seed(9))
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision(precision)
+        result = sum_of_squares(volumes)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    torch.testing.assert_close(result.double(), volumes.double().square().sum(dim=(2, 3, 4)), rtol=1e-6, atol=0)
+
+
+def test_mse_half_precision_inputs_are_computed_in_float32() -> None:
+    codec, pred, coords, valid = _mse_case(torch.float32, (16, 16, 16), 2, 3, seed=7)
+    half = pred.detach().to(torch.bfloat16)
+    lean = lean_heatmap_mse(codec, half, coords, valid)
+    dense = dense_heatmap_mse(codec, half, coords, valid)
+    assert lean.dtype == torch.float32 and dense.dtype == torch.float32
+    torch.testing.assert_close(lean, dense, rtol=1e-4, atol=0)
+
+
+def test_mse_rejects_mismatched_shapes() -> None:
+    codec = HeatmapCodec(heatmap_size=8, depth_bins=8, input_size=32)
+    with pytest.raises(ValueError):
+        lean_heatmap_mse(codec, torch.zeros(1, 2, 8, 8, 4), torch.zeros(1, 2, 3), torch.ones(1, 2))
+    with pytest.raises(ValueError):
+        lean_heatmap_mse(codec, torch.zeros(1, 2, 8, 8, 8), torch.zeros(1, 3, 3), torch.ones(1, 2))

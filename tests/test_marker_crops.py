@@ -7,9 +7,9 @@ are posed in front of the camera and written in each data set's official format:
 camera,joint_3d}.json`` (world coordinates, a rotated camera) with ``images/<split>/Capture<c>/<seq>/cam<cam>/
 image<frame>.jpg``. The joints are drawn into the images as filled discs, far to near, on black; a disc's colour
 encodes the hand and the project joint it marks (:func:`joint_code`). The native joint orders, the palm centre and
-the SK frame are worked out here from the documented conventions (``docs/reference/datasets.md`` §B.2, §B.4, §B.5,
-§C.3, §C.4), independently of the readers' index arrays, so a wrong permutation in a reader puts a joint's
-``joints_img`` on another joint's marker.
+the SK frame are worked out here and in ``fakes.stb`` from the documented conventions (``docs/reference/datasets.md``
+§B.2, §B.4, §B.5, §C.3, §C.4), independently of the readers' index arrays, so a wrong permutation in a reader puts a
+joint's ``joints_img`` on another joint's marker.
 
 Each test loads the trees through the data modules and checks, for every joint with ``joint_valid > 0`` whose disc is
 not covered by a nearer one around its centre, that the crop pixel at ``round(joints_img[j, :2])`` shows joint j's
@@ -19,19 +19,19 @@ left hand's markers in the right-hand block, and ``hand_type`` swaps).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import scipy.io
 import torch
+from fakes.interhand import write_annotation_files
+from fakes.stb import IMAGE_SIZE, K_SK, NATIVE_OF_PROJECT, color_to_sk, sequence_dir, write_frame, write_labels
 
 from internet_plus.data.interhand import InterHandDataModule
-from internet_plus.data.interhand_bench import look_at
 from internet_plus.data.stb import STBDataModule, rodrigues
 from internet_plus.data.synthetic.hand_model import mirror_to_left, sample_hand_pose
+from internet_plus.data.synthetic.interhand import look_at
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT
 
 # ------------------------------------------------------------------------------------------------ markers
@@ -153,15 +153,9 @@ def visible_count(labels: np.ndarray, uv_by_label: dict[int, np.ndarray], core: 
 
 # ------------------------------------------------------------------------------------------------ STB
 
-STB_SIZE = (640, 480)
+STB_SIZE = IMAGE_SIZE
 STB_RADIUS = 5.0
-# datasets §B.4: RealSense colour intrinsics (fx, fy, cx, cy) and X_SK = R·X_color + T (R as printed, T in mm).
-K_SK = ((607.92271, 607.88192), (314.78337, 236.42484))
-R_SK = np.array([[0.999924, -0.003042, -0.011952], [0.002978, 0.999981, -0.005328], [0.011968, 0.005292, 0.999914]])
-T_SK = np.array([-24.0381, -0.4563, -1.2326])
-#: datasets §B.2: STB native joint of project joint j: 0 palm (→ wrist); project finger f (thumb, index, middle,
-#: ring, little) is STB finger 4 − f (STB lists little, ring, middle, index, thumb); both orders go base → tip.
-STB_NATIVE_OF_PROJECT = np.array([0] + [1 + 4 * (4 - f) + k for f in range(5) for k in range(4)])
+SK_FOCAL, SK_PRINCPT = K_SK[:2], K_SK[2:]  # datasets §B.4: RealSense colour intrinsics
 STB_RING_MCP = 5  # native; the default wrist rule (§B.5): wrist = ring_MCP + 2·(palm − ring_MCP)
 STB_FRAMES = {"B1Counting": 3, "B2Counting": 3}  # B1 = the test split, B2 = a training sequence
 
@@ -169,28 +163,26 @@ STB_FRAMES = {"B1Counting": 3, "B2Counting": 3}  # B1 = the test split, B2 = a t
 def stb_native_sk(left_cam: np.ndarray) -> np.ndarray:
     """A left hand (colour frame, project order) as one STB ``_SK`` label: native order, palm, depth-camera frame."""
     native = np.zeros((JOINTS_PER_HAND, 3))
-    native[STB_NATIVE_OF_PROJECT] = left_cam
+    native[NATIVE_OF_PROJECT] = left_cam
     ring = native[STB_RING_MCP]
     native[0] = ring + (left_cam[0] - ring) / 2.0  # the palm centre that the default rule turns into this wrist
-    return native @ R_SK.T + T_SK
+    return color_to_sk(native)
 
 
 @pytest.fixture(scope="module")
 def stb_markers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[tuple[str, int], tuple]]:
     """An STB tree (B1Counting, B2Counting) with marker images; returns (root, (seq, frame) → (labels, uv))."""
     root = tmp_path_factory.mktemp("stb_markers") / "STB"
-    (root / "labels").mkdir(parents=True)
     truth: dict[tuple[str, int], tuple] = {}
     rng = np.random.default_rng(20240611)
     for seq, frames in STB_FRAMES.items():
-        folder = root / "images" / seq
-        folder.mkdir(parents=True)
+        folder = sequence_dir(root, seq)
         para = np.zeros((3, JOINTS_PER_HAND, frames))
         for i in range(frames):
             while True:  # a plausible, mostly frontal pose whose markers are mostly uncovered, inside the image
                 wrist = np.array([rng.uniform(-40, 40), rng.uniform(40, 80), rng.uniform(400, 600)])
                 hand = posed_hand(rng, LEFT, wrist)
-                uv = pinhole(hand, *K_SK)
+                uv = pinhole(hand, SK_FOCAL, SK_PRINCPT)
                 inside = (uv > 15).all() and (uv[:, 0] < STB_SIZE[0] - 15).all() and (uv[:, 1] < STB_SIZE[1] - 15).all()
                 markers = {JOINTS_PER_HAND + j: (uv[j], hand[j, 2]) for j in range(JOINTS_PER_HAND)}
                 image, labels = draw_markers(STB_SIZE, markers, STB_RADIUS)
@@ -198,9 +190,9 @@ def stb_markers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[tu
                 if inside and (hand[:, 2] > 200).all() and visible_count(labels, uv_by_label, 3.5) >= 15:
                     break
             para[:, :, i] = stb_native_sk(hand).T
-            cv2.imwrite(str(folder / f"SK_color_{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            write_frame(folder, "SK_color", i, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             truth[(seq, i)] = (labels, uv_by_label)
-        scipy.io.savemat(str(root / "labels" / f"{seq}_SK.mat"), {"handPara": para})
+        write_labels(root, seq, "SK", para)
     return root, truth
 
 
@@ -312,10 +304,8 @@ def _ih_frames(seed: int) -> list[tuple[str, dict[int, np.ndarray], np.ndarray, 
     return out
 
 
-def write_interhand_split(root: Path, split: str, frames: list) -> None:
+def write_marker_split(root: Path, split: str, frames: list) -> None:
     """One capture, one rotated camera, one image per frame, in the release v1.0 layout (datasets §C.1-§C.3)."""
-    ann_dir = root / "annotations" / split
-    ann_dir.mkdir(parents=True, exist_ok=True)
     camera = {
         "0": {
             "campos": {IH_CAMERA: IH_CAMPOS.tolist()},
@@ -373,9 +363,8 @@ def write_interhand_split(root: Path, split: str, frames: list) -> None:
             "hand_type": kind,
             "hand_type_valid": True,
         }
-    contents = {"data": {"images": images, "annotations": annotations}, "camera": camera, "joint_3d": joint_3d}
-    for name, content in contents.items():
-        (ann_dir / f"InterHand2.6M_{split}_{name}.json").write_text(json.dumps(content))
+    data = {"images": images, "annotations": annotations}
+    write_annotation_files(root, split, data=data, camera=camera, joint_3d=joint_3d)
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +374,7 @@ def interhand_markers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     root = base / "InterHand2.6M"
     frames = {"test": _ih_frames(7), "train": _ih_frames(8)}
     for split, split_frames in frames.items():
-        write_interhand_split(root, split, split_frames)
+        write_marker_split(root, split, split_frames)
     return root, base / "cache", frames
 
 

@@ -1,4 +1,7 @@
-"""Metrics: numpy references (metrics.functional) and the DDP-correct torchmetrics (metrics.pose)."""
+"""Metrics: numpy references (metrics.functional) and the DDP-correct torchmetrics (metrics.pose).
+
+InterHand2.6M's metric (metrics.interhand) is compared with its references in ``test_interhand.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import torch.multiprocessing as mp
 from internet_plus.joints import JOINTS_PER_HAND, NUM_JOINTS
 from internet_plus.metrics import HandednessAccuracy, PoseErrorMetrics, functional
 from internet_plus.metrics.functional import PCK_THRESHOLDS
+from internet_plus.metrics.pose import root_relative, root_relative_mask
 
 #: torchmetrics warns when ``compute`` runs before any ``update``; these tests do that on purpose.
 COMPUTE_BEFORE_UPDATE = pytest.mark.filterwarnings("ignore:The ``compute`` method of metric:UserWarning")
@@ -56,6 +60,18 @@ def test_root_relative_subtracts_each_hands_own_wrist() -> None:
     expected[0, 5] = [4.0, 0.0, 0.0]
     expected[0, 30] = [0.0, 0.0, -7.0]
     np.testing.assert_array_equal(rel, expected)
+
+
+def test_tensor_root_alignment_matches_numpy() -> None:
+    pred, _, mask = random_poses(n=6, seed=9)
+    mask[2, 0] = 0.0  # a right hand without its wrist
+    np.testing.assert_array_equal(root_relative(torch.from_numpy(pred)).numpy(), functional.root_relative(pred))
+    expected = functional.root_relative_mask(mask)
+    np.testing.assert_array_equal(root_relative_mask(torch.from_numpy(mask)).numpy(), expected)
+    with pytest.raises(ValueError, match="multiple of 21"):
+        functional.per_hand(np.zeros((1, 20, 3)))
+    with pytest.raises(ValueError, match="multiple of 21"):
+        root_relative(torch.zeros(1, 20, 3))
 
 
 def test_a_3_4_5_offset_gives_5_mm_everywhere() -> None:

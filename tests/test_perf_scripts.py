@@ -9,10 +9,11 @@ from types import ModuleType
 import pytest
 import torch
 from conftest import ROOT
+from fakes.batch import training_batch
 
+from internet_plus.accel import GemmConvTranspose2d
 from internet_plus.lit_module import HandPoseModule
-from internet_plus.models.layers.depthwise import DepthwiseConv2d
-from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d
+from internet_plus.models.backbones.registry import backbone_config
 
 
 def _script(name: str) -> ModuleType:
@@ -44,18 +45,27 @@ def test_paired_ratio_is_the_median_of_per_pair_ratios(monkeypatch: pytest.Monke
     assert untimed == ["f", "s"] + ["f", "s"] * 3 and next(calls) == 6
 
 
-def test_training_rewrites_switches_each_change_off_and_on() -> None:
+def test_training_rewrites_measures_each_step_as_labelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row switches on what its label says, and only that (the cells run a tiny model, timings faked)."""
     training_rewrites = _script("training_rewrites")
-    model = HandPoseModule(
-        backbone={"name": "internet_plus"},
-        posenet={"deconv_channels": 8, "depth_bins": 4, "root_depth_bins": 4},
-        codec={"input_size": 64, "heatmap_size": 16, "depth_bins": 4, "root_depth_bins": 4},
-    )
-    training_rewrites._set_gemm_first_deconv(model, False)
-    assert type(model.posenet.right_hand[0]) is torch.nn.ConvTranspose2d
-    training_rewrites._set_gemm_first_deconv(model, True)
-    assert type(model.posenet.left_hand[0]) is GemmConvTranspose2d
-    training_rewrites._set_depthwise_threshold(model, training_rewrites.NEVER)
-    depthwise = [m for m in model.modules() if isinstance(m, DepthwiseConv2d)]
-    assert depthwise and all(m.channels_last_weight_grad_min_kernel == training_rewrites.NEVER for m in depthwise)
-    assert DepthwiseConv2d.channels_last_weight_grad_min_kernel == 5  # the class default is untouched
+    kept, built = [], []
+    monkeypatch.setattr(training_rewrites, "keep_freed_memory", lambda: kept.append(True))
+    monkeypatch.setattr(training_rewrites, "timed_runs", lambda fn, device, warmup, repeats: [fn() or 1.0] * repeats)
+
+    def tiny(backbone: str, input_size: int) -> HandPoseModule:
+        model = HandPoseModule(
+            backbone=backbone_config(backbone),
+            posenet={"deconv_channels": 8, "depth_bins": 4, "root_depth_bins": 4},
+            codec={"input_size": 64, "heatmap_size": 16, "depth_bins": 4, "root_depth_bins": 4},
+        )
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(training_rewrites, "build_model", tiny)
+    monkeypatch.setattr(training_rewrites, "synthetic_batch", lambda b, s, d: training_batch(b, 64))
+    for step, (_, keep_memory, gemm) in enumerate(training_rewrites.STEPS):
+        kept.clear()
+        assert training_rewrites._measure_cell(step, "internet_plus", 2, repeats=1) == 1.0
+        assert bool(kept) == keep_memory
+        first = type(built[-1].posenet.right_hand[0])
+        assert (first is GemmConvTranspose2d) == gemm and issubclass(first, torch.nn.ConvTranspose2d)

@@ -1,6 +1,6 @@
 """The input-pipeline bench, the exactness of the per-sample speed-ups, and the DataLoader worker rule (performance
 target: >= 300 samples/s per worker core, DataLoader defaults that scale with the machine's cores). Speed itself is
-measured by ``python -m internet_plus.data.pipeline_bench``, never asserted."""
+measured by ``python -m internet_plus.tools.pipeline_bench``, never asserted."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import torch
 
 from internet_plus.data import datamodule
 from internet_plus.data.datamodule import HandPoseDataModule, resolve_num_workers
-from internet_plus.data.pipeline_bench import format_table, main, one_core, run_bench
-from internet_plus.data.rhd import read_rgb
+from internet_plus.data.images import read_rgb
 from internet_plus.data.transforms import (
     AugmentationConfig,
     apply_color,
@@ -27,6 +26,7 @@ from internet_plus.data.transforms import (
     sample_augmentation,
     warp_image,
 )
+from internet_plus.tools.pipeline_bench import format_table, main, one_core, run_bench
 
 # ------------------------------------------------------------------------------------------------ the bench
 

@@ -6,12 +6,18 @@ import pytest
 import torch
 
 from internet_plus.models.backbones import build_backbone
+from internet_plus.models.backbones.registry import backbone_config
 from internet_plus.models.backbones.resnet import PretrainedWeightsError
 from internet_plus.models.posenet import PoseNet, soft_argmax_1d
 
 
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def resnet50_backbone(**fields: object) -> torch.nn.Module:
+    """The registry's ``resnet50`` backbone (``conf/backbone/resnet50.yaml``) with some fields overridden."""
+    return build_backbone({**backbone_config("resnet50"), **fields})
 
 
 def test_posenet_parameter_count_matches_internet() -> None:
@@ -68,7 +74,7 @@ def test_internet_init() -> None:
 
 
 def test_resnet50_backbone() -> None:
-    backbone = build_backbone("resnet50")
+    backbone = resnet50_backbone()
     assert n_params(backbone) == 23_508_032  # paper Table 3: 23.51 M, 89.68 MiB
     assert abs(n_params(backbone) * 4 / 2**20 - 89.68) < 0.01
     assert backbone.out_channels == 2048
@@ -82,13 +88,13 @@ def test_resnet50_local_weights(tmp_path) -> None:
     reference = resnet50(weights=None)
     path = tmp_path / "r50.pth"
     torch.save(reference.state_dict(), path)
-    backbone = build_backbone("resnet50", weights_path=str(path))
+    backbone = resnet50_backbone(weights_path=str(path))
     assert torch.equal(backbone.layer4[0].conv1.weight, reference.layer4[0].conv1.weight)
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(PretrainedWeightsError, match="not a torchvision ResNet-50"):
-        build_backbone("resnet50", weights_path=str(tmp_path / "bad.pth"))
+        resnet50_backbone(weights_path=str(tmp_path / "bad.pth"))
     with pytest.raises(PretrainedWeightsError, match="no such file"):
-        build_backbone("resnet50", weights_path=str(tmp_path / "missing.pth"))
+        resnet50_backbone(weights_path=str(tmp_path / "missing.pth"))
 
 
 def test_resnet50_pretrained_without_network_gives_clear_error(monkeypatch, tmp_path) -> None:
@@ -99,9 +105,9 @@ def test_resnet50_pretrained_without_network_gives_clear_error(monkeypatch, tmp_
 
     monkeypatch.setattr(ResNet50_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline, raising=False)
     with pytest.raises(PretrainedWeightsError, match="weights_path"):
-        build_backbone("resnet50", pretrained=True)
+        resnet50_backbone(pretrained=True)
 
 
 def test_unknown_backbone_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="internet_plus, resnet50"):
-        build_backbone("vgg16")
+    with pytest.raises(ValueError, match=r"unknown backbone 'vgg16'; valid names .*: internet_plus, .*, resnet50"):
+        backbone_config("vgg16")

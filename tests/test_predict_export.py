@@ -227,13 +227,21 @@ def test_predict_command_writes_into_the_run_dir(tiny_ckpt: Path, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def onnx_export(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The tiny checkpoint exported with a dynamic batch by the command line (``internet_plus.export.main``)."""
+    """The tiny checkpoint exported with a dynamic batch by the command line (``python export.py``, Hydra)."""
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[export]')")
     pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install -e '.[export]')")
-    from internet_plus.export import main
-
-    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    assert main([f"ckpt_path={tiny_ckpt}", f"out={out}", "dynamic_batch=true", "check=false"]) == 0
+    folder = tmp_path_factory.mktemp("onnx")
+    out = folder / "model.onnx"
+    args = [f"ckpt_path={tiny_ckpt}", f"out={out}", "dynamic_batch=true", "check=false"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), *args, f"paths.log_dir={folder / 'logs'}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.is_file() and "exported" in (done.stdout + done.stderr)
+    assert [p.name for p in (folder / "logs" / "export" / "runs").iterdir()]  # the run directory with its log
     return tiny_ckpt, out
 
 

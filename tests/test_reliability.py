@@ -17,7 +17,8 @@ import torch
 from conftest import ROOT, compose_config, tiny_train_overrides
 
 from internet_plus.callbacks import AtomicCheckpointIO
-from internet_plus.data.rhd import DatasetLayoutError, RHDDataset
+from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.rhd import RHDDataset
 from internet_plus.data.safe_paths import PathEscapeError, safe_join
 from internet_plus.tasks.resume import ResumeMismatchError, _plain_model_config, check_resume_compatible, resolve_resume
 
@@ -34,10 +35,10 @@ def test_safe_join_refuses_absolute_and_parent_escapes(tmp_path: Path) -> None:
 
 def test_interhand_annotation_escaping_the_root_is_refused(tmp_path: Path) -> None:
     from internet_plus.data.interhand import InterHandDataset, check_images, find_interhand_files, load_or_build_index
-    from internet_plus.data.interhand_bench import write_fake_split
+    from internet_plus.data.synthetic.interhand import write_interhand_split
 
     root = tmp_path / "ih"
-    fake = write_fake_split(root, "test", 4, seed=11)
+    fake = write_interhand_split(root, "test", 4, seed=11)
     (root / "images" / "test").mkdir(parents=True)
     data = json.loads(fake.files["data"].read_text())
     data["images"][0]["file_name"] = "../../../outside.jpg"
@@ -68,7 +69,7 @@ def rhd_with_truncated_png(synthetic_root: Path, tmp_path: Path) -> tuple[Path, 
 def test_truncated_image_raises_with_its_name_or_is_skipped_and_counted(
     rhd_with_truncated_png: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from internet_plus.data.datamodule import RHDDataModule
+    from internet_plus.data.rhd import RHDDataModule
 
     root, bad = rhd_with_truncated_png
     strict = RHDDataset(root, "training", input_size=64)

@@ -19,18 +19,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_SAMPLES
+from conftest import REAL_SAMPLES, check_sample_keys, compose_config
+from fakes.rhd import rhd_annotation, write_rhd_split
 
+from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.rhd import (
     RHD_DOWNLOAD_PAGE,
-    DatasetLayoutError,
     RHDDataset,
     read_rhd_split,
 )
 from internet_plus.data.transforms import bbox_from_joints, process_bbox, transform_points
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_RHD = REAL_SAMPLES / "rhd"
 S = 256
 
@@ -99,28 +99,18 @@ def _anno_entry(sample: dict, sample_id: int) -> dict[str, np.ndarray]:
     K = np.array(
         [[sample["focal"][0], 0, sample["princpt"][0]], [0, sample["focal"][1], sample["princpt"][1]], [0, 0, 1]]
     )
-    uv_vis = np.zeros((42, 3))
-    proj = xyz @ K.T
-    uv_vis[:, :2] = proj[:, :2] / proj[:, 2:]
-    uv_vis[block, :2] = sample["uv"]  # the annotated hand: the real uv
-    uv_vis[:, 2] = 1.0
-    uv_vis[block, 2] = sample["vis"]
+    entry = rhd_annotation(xyz, K)
+    entry["uv_vis"][block, :2] = sample["uv"]  # the annotated hand: the real uv
+    entry["uv_vis"][block, 2] = sample["vis"]
     if sample_id in INVISIBLE:
-        uv_vis[block.start + INVISIBLE[sample_id], 2] = 0.0
-    return {"xyz": xyz.astype(np.float32), "uv_vis": uv_vis.astype(np.float32), "K": K.astype(np.float32)}
+        entry["uv_vis"][block.start + INVISIBLE[sample_id], 2] = 0.0
+    return entry
 
 
 def _write_split(root: Path, split: str, entries: dict[int, dict]) -> None:
-    (root / split / "color").mkdir(parents=True, exist_ok=True)
-    (root / split / "mask").mkdir(parents=True, exist_ok=True)
-    anno = {}
-    for sample_id, sample in entries.items():
-        shutil.copy(sample["file"], root / split / "color" / f"{sample_id:05d}.png")
-        image = cv2.imread(str(sample["file"]))
-        cv2.imwrite(str(root / split / "mask" / f"{sample_id:05d}.png"), _mask_for(sample, image.shape[:2]))
-        anno[sample_id] = _anno_entry(sample, sample_id)
-    with (root / split / f"anno_{split}.pickle").open("wb") as f:
-        pickle.dump(anno, f, protocol=2)
+    masks = {i: _mask_for(sample, cv2.imread(str(sample["file"])).shape[:2]) for i, sample in entries.items()}
+    annotations = {i: _anno_entry(sample, i) for i, sample in entries.items()}
+    write_rhd_split(root, split, annotations, {i: sample["file"] for i, sample in entries.items()}, masks)
 
 
 def _build_rhd_tree(root: Path, num_train: int = 12) -> dict[int, dict]:
@@ -157,32 +147,6 @@ def _check_self_consistent(sample: dict[str, torch.Tensor], atol: float = 0.05) 
             torch.testing.assert_close(sample["joints_img"][block, 2], z, atol=1e-3, rtol=0)
 
 
-EXPECTED_KEYS = {
-    "image": ((3, S, S), torch.float32),
-    "joints_img": ((NUM_JOINTS, 3), torch.float32),
-    "joints_cam": ((NUM_JOINTS, 3), torch.float32),
-    "joint_valid": ((NUM_JOINTS,), torch.float32),
-    "joint_annotated": ((NUM_JOINTS,), torch.float32),
-    "hand_type": ((2,), torch.float32),
-    "hand_type_valid": ((), torch.float32),
-    "rel_root_depth": ((), torch.float32),
-    "root_valid": ((), torch.float32),
-    "inv_trans": ((2, 3), torch.float32),
-    "focal": ((2,), torch.float32),
-    "princpt": ((2,), torch.float32),
-    "abs_root_depth": ((2,), torch.float32),
-    "index": ((), torch.int64),
-}
-
-
-def _check_keys(sample: dict[str, torch.Tensor], size: int = S, batch: tuple[int, ...] = ()) -> None:
-    assert set(sample) == set(EXPECTED_KEYS)
-    for key, (shape, dtype) in EXPECTED_KEYS.items():
-        shape = (3, size, size) if key == "image" else shape
-        assert tuple(sample[key].shape) == batch + shape, key
-        assert sample[key].dtype == dtype, key
-
-
 # ------------------------------------------------------------------------------------------------ (a) real samples
 
 
@@ -193,7 +157,7 @@ def test_real_samples_evaluation_crop(rhd_tree: tuple[Path, dict[int, dict]]) ->
     for i, sample_id in enumerate(dataset.sample_ids):
         real = evaluation[sample_id]
         item = dataset[i]
-        _check_keys(item)
+        check_sample_keys(item)
         hand = LEFT if real["hand_type"] == "left" else RIGHT
         other = 1 - hand
         block = hand_slice(hand)
@@ -257,7 +221,7 @@ def test_real_samples_augmented_and_flipped_stay_consistent(rhd_tree: tuple[Path
     for epoch in range(8):
         for i, sample_id in enumerate(dataset.sample_ids):
             item = dataset[(epoch, i)]
-            _check_keys(item)
+            check_sample_keys(item)
             hand = LEFT if evaluation[sample_id]["hand_type"] == "left" else RIGHT
             params = dataset.augmentation_params(i, epoch)
             if params.flip:
@@ -420,7 +384,7 @@ def test_malformed_annotations_are_reported(tmp_path: Path) -> None:
 
 
 def _datamodule(root: Path, **kwargs):
-    from internet_plus.data.datamodule import RHDDataModule
+    from internet_plus.data.rhd import RHDDataModule
 
     defaults = dict(root=str(root), batch_size=4, num_workers=0, input_size=64, val_fraction=0.25, seed=0)
     defaults.update(kwargs)
@@ -436,10 +400,10 @@ def test_datamodule_loaders_and_batches(rhd_tree: tuple[Path, dict[int, dict]]) 
     assert train_ids | val_ids == set(range(12))
     batches = list(dm.train_dataloader())
     assert len(batches) == 2  # 9 samples, batch 4, the incomplete batch dropped
-    _check_keys(batches[0], size=64, batch=(4,))
+    check_sample_keys(batches[0], size=64, batch=(4,))
     val_batches = list(dm.val_dataloader())
     assert sum(len(b["index"]) for b in val_batches) == 3
-    _check_keys(val_batches[0], size=64, batch=(3,))
+    check_sample_keys(val_batches[0], size=64, batch=(3,))
     dm.setup("test")
     test_batches = list(dm.test_dataloader())
     assert [len(b["index"]) for b in test_batches] == [3]  # not padded
@@ -536,20 +500,20 @@ def test_datamodule_limits_and_argument_errors(rhd_tree: tuple[Path, dict[int, d
     assert 1 <= resolve_num_workers("auto") <= 8
 
 
-def test_hydra_instantiates_the_rhd_datamodule(rhd_tree: tuple[Path, dict[int, dict]]) -> None:
+def test_hydra_instantiates_the_rhd_datamodule(rhd_tree: tuple[Path, dict[int, dict]], tmp_path: Path) -> None:
     import hydra
-    from omegaconf import OmegaConf
 
-    from internet_plus.data.datamodule import RHDDataModule
+    from internet_plus.data.rhd import RHDDataModule
 
     root, _ = rhd_tree
-    cfg = OmegaConf.load(ROOT / "conf" / "dataset" / "rhd.yaml")
-    cfg.root, cfg.seed, cfg.num_workers, cfg.input_size = str(root), 7, 0, 64
-    dm = hydra.utils.instantiate(cfg, _convert_="all")
+    overrides = ["dataset=rhd", f"data.root={root}", "seed=7", "data.num_workers=0", "data.input_size=64"]
+    cfg = compose_config("train", overrides, tmp_path)
+    assert cfg.data.augmentation.rotation_factor == 45.0  # conf/augmentation/internet.yaml, composed by the data set
+    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
     assert isinstance(dm, RHDDataModule)
     dm.setup("test")
     batch = next(iter(dm.test_dataloader()))
-    _check_keys(batch, size=64, batch=(3,))
+    check_sample_keys(batch, size=64, batch=(3,))
 
 
 # ------------------------------------------------------------------------------------------------ (b) synthetic
@@ -575,7 +539,7 @@ def test_synthetic_set_through_the_rhd_loader(synthetic_small: Path) -> None:
         dataset = RHDDataset(synthetic_small, split, input_size=S, records=records)
         for i, record in enumerate(records):
             item = dataset[i]
-            _check_keys(item)
+            check_sample_keys(item)
             hand = record.hand
             # the dominant hand is the one with more mask pixels
             mask = cv2.imread(
@@ -599,7 +563,7 @@ def test_synthetic_set_through_the_rhd_loader(synthetic_small: Path) -> None:
 
 def test_synthetic_datamodule_prepares_and_loads(tmp_path: Path) -> None:
     _generator()
-    from internet_plus.data.datamodule import SyntheticDataModule
+    from internet_plus.data.synthetic.datamodule import SyntheticDataModule
 
     dm = SyntheticDataModule(
         root=str(tmp_path / "synthetic"),
@@ -617,8 +581,8 @@ def test_synthetic_datamodule_prepares_and_loads(tmp_path: Path) -> None:
     dm.setup("fit")
     dm.setup("test")
     assert len(dm.train_set) == 6 and len(dm.val_set) == 2 and len(dm.test_set) == 4
-    _check_keys(next(iter(dm.train_dataloader())), size=64, batch=(2,))
-    _check_keys(next(iter(dm.test_dataloader())), size=64, batch=(2,))
+    check_sample_keys(next(iter(dm.train_dataloader())), size=64, batch=(2,))
+    check_sample_keys(next(iter(dm.test_dataloader())), size=64, batch=(2,))
 
 
 class _RecordingModule:
@@ -723,7 +687,7 @@ def test_verify_passes_on_clean_trees_and_logs_the_summary(
     rhd_tree: tuple[Path, dict[int, dict]], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root, _ = rhd_tree
-    with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
+    with caplog.at_level("INFO", logger="internet_plus.data.verify"):
         dm = _datamodule(root, verify=True)
         dm.setup("fit")
         dm.setup("test")
@@ -732,21 +696,21 @@ def test_verify_passes_on_clean_trees_and_logs_the_summary(
     assert len(dm.train_set) + len(dm.val_set) == 12
 
     _generator()
-    from internet_plus.data.datamodule import SyntheticDataModule
+    from internet_plus.data.synthetic.datamodule import SyntheticDataModule
 
     caplog.clear()
     dm = SyntheticDataModule(
         root=str(tmp_path / "synthetic"), num_train=8, num_eval=4, num_workers=0, input_size=64, verify=True
     )
     dm.prepare_data()
-    with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
+    with caplog.at_level("INFO", logger="internet_plus.data.verify"):
         dm.setup("test")
     assert "verified 4 samples" in caplog.text and "no problems" in caplog.text
 
 
 def test_read_rgb_refuses_a_jpeg_cut_short(tmp_path: Path) -> None:
     """OpenCV decodes a truncated JPEG with a grey tail and only a warning: the reader must refuse it by name."""
-    from internet_plus.data.rhd import read_rgb
+    from internet_plus.data.images import read_rgb
 
     image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
     whole = tmp_path / "whole.jpg"

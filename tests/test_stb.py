@@ -11,7 +11,6 @@ little-finger tip (blue), so the tests can check that a sample's crop shows them
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import cv2
@@ -20,8 +19,22 @@ import pytest
 import scipy.io
 import torch
 from conftest import TINY, compose_config
+from fakes.rhd import rhd_annotation, write_rhd_split
+from fakes.stb import (
+    BASELINE,
+    IMAGE_SIZE,
+    K_BB,
+    K_SK,
+    R_SK,
+    SEQUENCES,
+    T_SK,
+    color_to_sk,
+    sequence_dir,
+    write_frame,
+    write_labels,
+)
 
-from internet_plus.data.rhd import DatasetLayoutError
+from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.stb import (
     STB_DOWNLOAD_PAGE,
     STBDataModule,
@@ -36,17 +49,9 @@ from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_
 
 N_FRAMES = 3
 S = 256
-W, H = 640, 480
-SEQUENCES = [f"B{b}{kind}" for b in range(1, 7) for kind in ("Counting", "Random")]
+W, H = IMAGE_SIZE
 TRAIN_SEQUENCES = {s for s in SEQUENCES if not s.startswith("B1")}
 TEST_SEQUENCES = {"B1Counting", "B1Random"}
-
-# Constants as printed in datasets §B.4 (fx, fy, cx, cy; R to 6 decimals; T and the baseline in mm).
-K_SK = (607.92271, 607.88192, 314.78337, 236.42484)
-K_BB = (822.79041, 822.79041, 318.47345, 250.31296)
-BASELINE = 120.054
-R_SPEC = np.array([[0.999924, -0.003042, -0.011952], [0.002978, 0.999981, -0.005328], [0.011968, 0.005292, 0.999914]])
-T_SPEC = np.array([-24.0381, -0.4563, -1.2326])
 
 # ------------------------------------------------------------------------------------------------ a known hand
 
@@ -110,28 +115,26 @@ def write_stb_tree(
     root: Path, layout: str = "official", n: int = N_FRAMES, views: tuple[str, ...] = ("sk", "bb")
 ) -> Path:
     """The 12 sequences in STB's format; ``layout="flat"`` leaves out the ``images/`` level."""
-    (root / "labels").mkdir(parents=True, exist_ok=True)
     for seq in SEQUENCES:
-        folder = root / "images" / seq if layout == "official" else root / seq
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = sequence_dir(root, seq, layout)
         sk = np.zeros((3, 21, n))
         bb = np.zeros((3, 21, n))
         for i in range(n):
             hand = known_hand(frame_offset(seq, i))
             native = stb_native(hand)
-            sk[:, :, i] = (native @ R_SPEC.T + T_SPEC).T  # X_SK = R X_color + T (datasets §E)
+            sk[:, :, i] = color_to_sk(native).T  # X_SK = R X_color + T (datasets §E)
             bb[:, :, i] = native.T  # the BB labels: the same hand in the left Bumblebee frame
             if "sk" in views:
-                cv2.imwrite(str(folder / f"SK_color_{i}.png"), _image_with_dots(hand, K_SK))
-                cv2.imwrite(str(folder / f"SK_depth_{i}.png"), np.zeros((H, W, 3), dtype=np.uint8))
+                write_frame(folder, "SK_color", i, _image_with_dots(hand, K_SK))
+                write_frame(folder, "SK_depth", i, np.zeros((H, W, 3), dtype=np.uint8))
             if "bb" in views:
-                cv2.imwrite(str(folder / f"BB_left_{i}.png"), _image_with_dots(hand, K_BB))
+                write_frame(folder, "BB_left", i, _image_with_dots(hand, K_BB))
                 right = {name: p - [BASELINE, 0.0, 0.0] for name, p in hand.items()}
-                cv2.imwrite(str(folder / f"BB_right_{i}.png"), _image_with_dots(right, K_BB))
+                write_frame(folder, "BB_right", i, _image_with_dots(right, K_BB))
         if "sk" in views:
-            scipy.io.savemat(str(root / "labels" / f"{seq}_SK.mat"), {"handPara": sk})
+            write_labels(root, seq, "SK", sk)
         if "bb" in views:
-            scipy.io.savemat(str(root / "labels" / f"{seq}_BB.mat"), {"handPara": bb})
+            write_labels(root, seq, "BB", bb)
     return root
 
 
@@ -176,10 +179,10 @@ def test_colour_frame_conversion_matches_a_hand_computed_value() -> None:
     # 601.2326); x = 124.0381·0.999924 − 49.5437·0.002978 + 601.2326·0.011968 = 131.0767, and so on.
     expected = np.array([131.0767, -46.7384, 599.9624])
     np.testing.assert_allclose(sk_depth_to_color(x_sk), expected, atol=2e-3)
-    np.testing.assert_allclose(sk_depth_to_color(x_sk), R_SPEC.T @ (x_sk - T_SPEC), atol=1e-3)
+    np.testing.assert_allclose(sk_depth_to_color(x_sk), R_SK.T @ (x_sk - T_SK), atol=1e-3)
     # batched, and the inverse of the fake data's X_SK = R X_color + T
     pts = np.random.default_rng(0).uniform([-200, -200, 300], [200, 200, 900], size=(5, 21, 3))
-    np.testing.assert_allclose(sk_depth_to_color(pts @ R_SPEC.T + T_SPEC), pts, atol=2e-3)
+    np.testing.assert_allclose(sk_depth_to_color(pts @ R_SK.T + T_SK), pts, atol=2e-3)
 
 
 def test_wrist_rules() -> None:
@@ -267,17 +270,10 @@ def _rhd_sample(tmp_path: Path) -> dict[str, torch.Tensor]:
     """One sample of a one-frame RHD evaluation set in its official format (for the key/shape/dtype comparison)."""
     from internet_plus.data.rhd import RHDDataset
 
-    base = tmp_path / "rhd" / "evaluation"
-    (base / "color").mkdir(parents=True)
-    (base / "mask").mkdir()
     xyz = np.tile([0.0, 0.0, 0.5], (42, 1)) + np.random.default_rng(0).uniform(-0.05, 0.05, (42, 3))
     K = np.array([[300.0, 0, 160], [0, 300, 160], [0, 0, 1]])
-    uv = xyz @ K.T
-    uv_vis = np.concatenate([uv[:, :2] / uv[:, 2:], np.ones((42, 1))], axis=1)
-    anno = {0: {"xyz": xyz.astype(np.float32), "uv_vis": uv_vis.astype(np.float32), "K": K.astype(np.float32)}}
-    (base / "anno_evaluation.pickle").write_bytes(pickle.dumps(anno, protocol=2))
-    cv2.imwrite(str(base / "color" / "00000.png"), np.full((320, 320, 3), 90, np.uint8))
-    cv2.imwrite(str(base / "mask" / "00000.png"), np.full((320, 320), 17, np.uint8))
+    color, mask = np.full((320, 320, 3), 90, np.uint8), np.full((320, 320), 17, np.uint8)
+    write_rhd_split(tmp_path / "rhd", "evaluation", {0: rhd_annotation(xyz, K)}, {0: color}, {0: mask})
     return RHDDataset(tmp_path / "rhd", "evaluation", input_size=S)[0]
 
 
@@ -475,7 +471,7 @@ def test_verify_passes_on_a_clean_tree_and_lists_every_problem(
     stb_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     kwargs = dict(batch_size=2, num_workers=0, input_size=64, val_fraction=0.0, verify=True)
-    with caplog.at_level("INFO", logger="internet_plus.data.rhd"):
+    with caplog.at_level("INFO", logger="internet_plus.data.verify"):
         STBDataModule(root=str(stb_tree), **kwargs).setup("test")
     assert "STB test" in caplog.text and f"verified {2 * N_FRAMES} samples" in caplog.text
     assert "no problems" in caplog.text

@@ -16,6 +16,7 @@ import torch
 import yaml
 from conftest import ROOT, compose_config, tiny_train_overrides
 
+from internet_plus.models.backbones.registry import backbone_config, backbone_names
 from internet_plus.tasks import eval as eval_task
 from internet_plus.tasks import train as train_task
 
@@ -70,7 +71,7 @@ def test_short_training_run_learns_and_eval_reproduces_it(synthetic_root: Path, 
     # The checkpoints hold plain hyperparameters: safe (weights_only) loading works. best.ckpt holds what evaluation
     # needs (weights and hyperparameters), last.ckpt what resuming needs too (optimiser, scheduler, loop state).
     ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["hyper_parameters"]["backbone"]["name"] == "internet_plus"
+    assert ckpt["hyper_parameters"]["backbone"] == backbone_config("internet_plus")
     assert "state_dict" in ckpt and "optimizer_states" not in ckpt and "lr_schedulers" not in ckpt
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 5 and len(last["optimizer_states"]) == 1 and last["lr_schedulers"] and "loops" in last
@@ -203,9 +204,7 @@ def test_a_failing_sweep_job_is_reported_and_does_not_hide_the_others(synthetic_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "backbone", ["internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50"]
-)
+@pytest.mark.parametrize("backbone", backbone_names())
 def test_short_training_run_with_each_backbone(backbone: str, synthetic_root: Path, tmp_path: Path) -> None:
     """Two epochs of a few batches with every backbone variant: training, validation, checkpoint and test run."""
     run_dir = tmp_path / "run"
@@ -214,7 +213,7 @@ def test_short_training_run_with_each_backbone(backbone: str, synthetic_root: Pa
     assert set(results) >= METRIC_KEYS
     assert all(v == v for k, v in results.items() if k != "test/pck_curve")  # no NaN
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["epoch"] == 1 and ckpt["hyper_parameters"]["backbone"]["name"] in ("internet_plus", "resnet50")
+    assert ckpt["epoch"] == 1 and ckpt["hyper_parameters"]["backbone"] == backbone_config(backbone)
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def test_offline_wandb_run_logs_the_dashboard(
     assert info["group"] == "train"  # a single run: the task name (a multirun: see the test below)
     assert info["tags"] == ("internet_plus", "synthetic")
     assert info["job_type"] == "train"
-    assert info["config"]["model"]["backbone"]["name"] == "internet_plus"  # the resolved config
+    assert info["config"]["model"]["backbone"]["attention"] == "ca"  # the resolved config
     assert info["config"]["params/total"] > 0
     assert Path(info["dir"]).is_relative_to(run_dir / "wandb")
 

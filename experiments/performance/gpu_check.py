@@ -7,14 +7,15 @@ measured on the GPU, and whether the input pipeline keeps the GPU fed.
 Sections, in the order they run (each one's time is recorded; a section that would start after ``--budget-s`` is
 recorded as skipped, never silently dropped):
 
-1. ``training_matrix`` — every backbone × ``32-true`` / ``16-mixed`` / ``bf16-mixed`` (and channels-last on for
-   InterNet+ and InterNet under ``16-mixed``): 30 optimiser steps of the real ``Trainer.fit`` path
-   (``HandPoseModule`` with the fused AdamW of ``conf/optimizer``, the synthetic ``SyntheticDataModule`` at 256 px,
-   augmentation off, so that the loss of a fixed set must fall). Checks: every loss finite; the mean of the last
-   five losses below the mean of the first five; under ``16-mixed`` the ``GradScaler`` skips at most
-   ``MAX_SKIPPED_STEPS`` steps and fewer than ``MAX_SKIP_RUN`` in a row (no overflow loop).
-2. ``loss_parity`` — the lean heatmap loss (``HeatmapCodec.heatmap_mse``, custom backward) against the dense one
-   (``heatmap_mse_dense``) on heatmaps produced under float16 and bfloat16 autocast: value and gradient within
+1. ``training_matrix`` — every backbone of the registry (``conf/backbone/*.yaml``) × ``32-true`` / ``16-mixed`` /
+   ``bf16-mixed`` (and channels-last on for InterNet+ and InterNet under ``16-mixed``): 30 optimiser steps of the
+   real ``Trainer.fit`` path (``HandPoseModule`` with AdamW in its fused implementation, the synthetic
+   ``SyntheticDataModule`` at 256 px, augmentation off, so that the loss of a fixed set must fall). Checks: every
+   loss finite; the mean of the last five losses below the mean of the first five; under ``16-mixed`` the
+   ``GradScaler`` skips at most ``MAX_SKIPPED_STEPS`` steps and fewer than ``MAX_SKIP_RUN`` in a row (no overflow
+   loop).
+2. ``loss_parity`` — the lean heatmap loss (``lean_heatmap_mse``, custom backward) against the dense one
+   (``dense_heatmap_mse``) on heatmaps produced under float16 and bfloat16 autocast: value and gradient within
    ``LOSS_RTOL`` (both evaluate in float32 from the same 16-bit heatmaps, so only summation order differs).
 3. ``ddp`` — in a child process: ``strategy=ddp`` on one device with ``sync_batchnorm`` (every ``BatchNorm`` must
    have become ``SyncBatchNorm``), the DataModule's per-process batch and evaluation sharding, fit + test with
@@ -60,6 +61,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +69,24 @@ import numpy as np
 import pytorch_lightning as L
 import torch
 
-from internet_plus.benchmark import (
-    LABELS,
-    PAPER,
-    autocast,
-    build_model,
-    cpu_name,
-    paper_ratios,
-    synthetic_batch,
-    timed_runs,
-    training_step_fn,
-)
+from internet_plus.accel import accelerate_inference
+from internet_plus.models.backbones.registry import backbone_names
 from internet_plus.models.inference import calibrate_batchnorm, optimize_for_inference
 from internet_plus.models.summary import count_parameters, mebibytes
+from internet_plus.tools.benchmark import (
+    LABELS,
+    PAPER_TABLES_3_4,
+    autocast,
+    build_model,
+    paper_ratios,
+    synthetic_batch,
+    training_step_fn,
+)
+from internet_plus.tools.timing import cpu_name, timed_runs
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKBONES = ("internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50")
-PAPER_MODELS = ("internet_plus", "resnet50")
+#: The models the paper measured (InterNet+ and InterNet); the full check runs every member of the backbone registry.
+PAPER_MODELS = tuple(PAPER_TABLES_3_4["rows"])
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 AUTOCAST = {"32-true": None, "16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 
@@ -112,7 +115,7 @@ class Settings:
     batch_size: int = 16  # InterNet: 16 samples per GPU
     steps: int = 30
     train_samples: int = 64
-    backbones: tuple[str, ...] = BACKBONES
+    backbones: tuple[str, ...] = field(default_factory=lambda: tuple(backbone_names()))
     precisions: tuple[str, ...] = PRECISIONS
     channels_last_models: tuple[str, ...] = PAPER_MODELS
     inference_batches: tuple[int, ...] = (1, 8, 32)
@@ -325,7 +328,7 @@ class SyncBatchNormProbe(L.Callback):
 
 
 def make_module(backbone: str, input_size: int, channels_last: bool = False, lr: float = 1e-3) -> L.LightningModule:
-    """The full model as ``train.py`` builds it, with the fused AdamW of ``conf/optimizer`` (no schedule)."""
+    """The full model as ``train.py`` builds it, with fused AdamW (``+model.optimizer.fused=true``; no schedule)."""
     model = build_model(backbone, input_size, channels_last)
     model.optimizer_cfg = {"_target_": "torch.optim.AdamW", "lr": lr, "weight_decay": 1e-2, "fused": True}
     return model
@@ -351,7 +354,7 @@ def make_trainer(settings: Settings, precision: str, callbacks: list[L.Callback]
 
 
 def synthetic_datamodule(root: Path, settings: Settings, num_train: int, augment: bool, workers: int | str) -> Any:
-    from internet_plus.data.datamodule import SyntheticDataModule
+    from internet_plus.data.synthetic.datamodule import SyntheticDataModule
 
     return SyntheticDataModule(
         root=str(root),
@@ -641,10 +644,10 @@ def inference_section(settings: Settings, report: Report, budget: Budget) -> dic
             entry["eager"][pname] = {
                 str(bs): _timed_inference(model, inputs[bs], dtype, settings) for bs in settings.inference_batches
             }
-        # the rewritten copy (BN folded, branches merged, channels-last); first deconvolution plain vs GEMM
-        for gemm in (False, True):
-            fast = optimize_for_inference(model, gemm_first_deconv=gemm)
-            key = "gemm_first_deconv" if gemm else "plain_first_deconv"
+        # the rewritten copy (BN folded, branches merged, channels-last), with accel off and auto (a no-op on a GPU)
+        for mode in ("off", "auto"):
+            fast = optimize_for_inference(model, before_compile=partial(accelerate_inference, mode=mode))
+            key = f"accel={mode}"
             entry["optimized"][key] = {}
             for pname, dtype in precisions.items():
                 ref = _outputs(model, inputs[largest], dtype)
@@ -661,7 +664,7 @@ def inference_section(settings: Settings, report: Report, budget: Budget) -> dic
             del fast
         if settings.compile and backbone in PAPER_MODELS and budget.left() > 60:
             compiled_plan = [("float16", bs) for bs in settings.inference_batches] + [("bfloat16", largest)]
-            fast = optimize_for_inference(model, gemm_first_deconv=False, compile=True)
+            fast = optimize_for_inference(model, compile=True)
             for pname, bs in compiled_plan:
                 dtype = precisions[pname]
                 start = time.perf_counter()
@@ -741,7 +744,7 @@ def training_speed(settings: Settings, report: Report) -> dict[str, Any]:
 def _data_wait_sets(data_dir: Path, settings: Settings) -> tuple[dict[str, Path], dict[str, float]]:
     """Write the RHD-format and InterHand2.6M-format trees once; their roots and each format's per-core sample rate
     (one loader worker: the augmented training dataset read on one core)."""
-    from internet_plus.data.pipeline_bench import bench_dataset, make_interhand_dataset, make_rhd_dataset
+    from internet_plus.tools.pipeline_bench import bench_dataset, make_interhand_dataset, make_rhd_dataset
 
     folder = data_dir / "pipeline"
     folder.mkdir(parents=True, exist_ok=True)
@@ -760,8 +763,9 @@ def _data_wait_sets(data_dir: Path, settings: Settings) -> tuple[dict[str, Path]
 
 def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, Any]:
     """Section 6: the training loop's data wait with the real DataModules, at auto and at cores − 1 workers."""
-    from internet_plus.data.datamodule import RHDDataModule, resolve_num_workers
+    from internet_plus.data.datamodule import resolve_num_workers
     from internet_plus.data.interhand import InterHandDataModule
+    from internet_plus.data.rhd import RHDDataModule
 
     roots, rates = _data_wait_sets(data_dir, settings)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -926,10 +930,10 @@ def _md_inference(inf: dict[str, Any]) -> list[str]:
                 cells = [_fmt(by_batch.get(str(b), {}).get("images_per_s")) for b in batches]
                 lines.append(_row(LABELS.get(backbone, backbone), f"{kind} {pname}", *cells))
     for row, label in (("internet_plus", "InterNet+"), ("internet", "InterNet")):
-        cells = [_fmt(PAPER["table4"][row].get(b)) for b in batches]
+        cells = [_fmt(PAPER_TABLES_3_4["table4"][row].get(b)) for b in batches]
         lines.append(_row(f"{label} (paper, 2080Ti)", "as published", *cells))
     lines += ["", "Inference copy (`optimize_for_inference`) at the largest batch, images/s:", ""]
-    lines += _table(["backbone", "first deconvolution", *precisions])
+    lines += _table(["backbone", "variant", *precisions])
     for backbone, e in inf["results"].items():
         for key, by_p in e["optimized"].items():
             cells = [_fmt(by_p[p]["images_per_s"]) for p in precisions]
@@ -952,7 +956,7 @@ def _md_training_speed(section: dict[str, Any]) -> list[str]:
         params, mib = f"{e['feature_extractor_params'] / 1e6:.2f}", f"{e['feature_extractor_mib']:.2f}"
         lines.append(_row(LABELS.get(backbone, backbone), params, mib, *cells))
     for row, label in (("internet_plus", "InterNet+"), ("internet", "InterNet")):
-        t3 = PAPER["table3"][row]
+        t3 = PAPER_TABLES_3_4["table3"][row]
         time_cell = f"{t3['time_per_iteration_s']} (2080Ti, precision not stated)"
         lines.append(_row(f"{label} (paper)", f"{t3['params_m']:.2f}", f"{t3['size_mb']:.2f}", time_cell))
     return lines

@@ -14,16 +14,15 @@ process-wide allocator setting), which is why it is the first step.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 
 import torch
 
-from internet_plus.benchmark import build_model, count_flops, matmul_gflops
-from internet_plus.models.inference import first_deconv_as_plain, optimize_for_inference
-from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d
-from internet_plus.utils.allocator import keep_freed_memory
+from internet_plus.accel import gemm_first_deconvolutions, keep_freed_memory
+from internet_plus.models.inference import optimize_for_inference
+from internet_plus.tools.benchmark import build_model, count_flops
+from internet_plus.tools.timing import matmul_gflops
 
 STEPS = (
     "as built",
@@ -48,15 +47,6 @@ def _time(net: torch.nn.Module, images: torch.Tensor, repeats: int) -> tuple[flo
     return images.shape[0] / statistics.median(times), first
 
 
-def _with_gemm_first_deconv(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` whose first PoseNet deconvolutions are :class:`GemmConvTranspose2d` again (as PoseNet builds
-    them; ``main`` swapped them for oneDNN's to measure the earlier steps without them)."""
-    fast = copy.deepcopy(model)
-    for branch in (fast.posenet.right_hand, fast.posenet.left_hand):
-        branch[0] = GemmConvTranspose2d.from_deconv(branch[0])
-    return fast
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8)
@@ -71,18 +61,20 @@ def main() -> None:
     for name in args.backbones.split(","):
         torch.manual_seed(0)
         models[name] = build_model(name, 256).eval()
-        first_deconv_as_plain(models[name].posenet)  # "as built" before the GEMM deconvolution (the last step)
     images = torch.rand(args.batch_size, 3, 256, 256, generator=torch.Generator().manual_seed(0))
     steps = [
         (STEPS[0], lambda m: m),
         (STEPS[1], lambda m: m),
-        (STEPS[2], lambda m: optimize_for_inference(m, hoist_strides=False, gemm_first_deconv=False)),
-        (STEPS[3], lambda m: optimize_for_inference(m, gemm_first_deconv=False)),
-        (STEPS[4], lambda m: optimize_for_inference(_with_gemm_first_deconv(m))),
+        (STEPS[2], lambda m: optimize_for_inference(m, hoist_strides=False)),
+        (STEPS[3], lambda m: optimize_for_inference(m)),
+        (STEPS[4], lambda m: optimize_for_inference(m, before_compile=gemm_first_deconvolutions)),
     ]
     if not args.no_compile:
         steps.append(
-            ("+ torch.compile (freezing)", lambda m: optimize_for_inference(_with_gemm_first_deconv(m), compile=True))
+            (
+                "+ torch.compile (freezing)",
+                lambda m: optimize_for_inference(m, compile=True, before_compile=gemm_first_deconvolutions),
+            )
         )
     print(f"{'step':48s} " + " ".join(f"{n:>26s}" for n in models))
     for label, make in steps:

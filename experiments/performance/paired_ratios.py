@@ -3,17 +3,18 @@
     python experiments/performance/paired_ratios.py [--batch-sizes 1,8,32] [--pairs 15] [--train-pairs 9]
                                                     [--eager] [--json FILE]
 
-``python -m internet_plus.benchmark`` measures one model after the other. On a shared virtual machine the speed
+``python -m internet_plus.tools.benchmark`` measures one model after the other. On a shared virtual machine the speed
 drifts by several per cent over minutes (the matmul rate here moves between 370 and 417 GFLOP/s), and that drift
 lands in the ratio. This command builds both models first and then alternates them: each timed pass of InterNet+ is
 followed by one of InterNet (ResNet-50 + PoseNet), so that both see the same machine state, and the ratio is taken
 per pair. Every timed pass comes right after an untimed pass of the same model, so that each is timed warm. It
 reports the median pair ratio with its range and each model's median speed.
 
-* Inference: the rewritten copy of ``models/inference.py`` (BN folded, PoseNet's branches merged, first
-  deconvolution as GEMM, channels-last), compiled by ``torch.compile`` with freezing unless ``--eager``; eval mode,
-  ``torch.inference_mode()``; per batch size, two untimed passes of each model (compilation) before the pairs.
-* Training: one step as ``train.py`` runs it (forward, InterNet's loss, backward, fused AdamW step), fp32, batch 8,
+* Inference: the rewritten copy of ``models/inference.py`` (BN folded, PoseNet's branches merged, channels-last,
+  and ``accel=auto``'s first deconvolution as GEMM), compiled by ``torch.compile`` with freezing unless
+  ``--eager``; eval mode, ``torch.inference_mode()``; per batch size, two untimed passes of each model
+  (compilation) before the pairs.
+* Training: one step as ``train.py`` runs it (forward, InterNet's loss, backward, AdamW step), fp32, batch 8,
   two untimed steps of each model before the pairs.
 
 Freed memory is kept in the process (``utils/allocator.py``), as in training and ``--optimize``. On a machine with a
@@ -26,14 +27,16 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from internet_plus.benchmark import build_model, cpu_name, matmul_gflops, synthetic_batch, training_step_fn
+from internet_plus.accel import accelerate_inference, keep_freed_memory
 from internet_plus.models.inference import optimize_for_inference
-from internet_plus.utils.allocator import keep_freed_memory
+from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
+from internet_plus.tools.timing import cpu_name, matmul_gflops
 from internet_plus.utils.reports import write_json_report
 
 NAMES = ("internet_plus", "resnet50")
@@ -98,7 +101,10 @@ def main() -> None:
     for name in NAMES:
         torch.manual_seed(0)
         models[name] = build_model(name, 256).to(device)
-    fast_copies = {name: optimize_for_inference(m, compile=not args.eager) for name, m in models.items()}
+    accel = partial(accelerate_inference, mode="auto")  # as predict.py: first deconvolution as a GEMM on the CPU
+    fast_copies = {
+        name: optimize_for_inference(m, compile=not args.eager, before_compile=accel) for name, m in models.items()
+    }
     print(f"{'':24s} {'ratio (median, min-max)':>28s} {'InterNet+ img/s':>16s} {'InterNet img/s':>15s}")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
         images = torch.rand(batch_size, 3, 256, 256, generator=torch.Generator().manual_seed(0)).to(device)
@@ -122,7 +128,7 @@ def main() -> None:
     if args.train_pairs > 0:
         batch = synthetic_batch(8, 256, device)
         steps = [
-            training_step_fn(m.train(), batch, torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True))
+            training_step_fn(m.train(), batch, torch.optim.AdamW(m.parameters(), lr=1e-4))
             for m in (models[name] for name in NAMES)
         ]
         result = paired(steps[0], steps[1], args.train_pairs, warmup=2)

@@ -1,9 +1,9 @@
 """ONNX export of a checkpoint: normalisation + backbone + PoseNet + the decoding that needs no crop metadata.
 
-Command (plain ``key=value`` arguments, parsed with argparse; no Hydra run directory is created)::
+Command (Hydra, like every entry point; the options and their defaults are in ``conf/export.yaml``)::
 
-    python -m internet_plus.export ckpt_path=<file.ckpt> [out=model.onnx] [dynamic_batch=true] [opset=18]
-        [batch_size=1] [check=true] [check_batch_sizes=1,3] [report=<file.json>]
+    python export.py ckpt_path=<file.ckpt> [out=model.onnx] [dynamic_batch=true] [opset=18]
+        [batch_size=1] [check=true] [check_batch_sizes=[1,3]] [report=<file.json>]
 
 The exported graph (:class:`ExportWrapper`) has one input and four outputs (``docs/export.md``):
 
@@ -34,10 +34,8 @@ required to be 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +54,7 @@ __all__ = [
     "check_onnx",
     "export_onnx",
     "load_module",
-    "main",
+    "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -247,26 +245,6 @@ def check_onnx(
     }
 
 
-def _parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-_OPTIONS: dict[str, tuple[Any, Any]] = {  # key: (parser, default)
-    "ckpt_path": (str, None),
-    "out": (str, "model.onnx"),
-    "dynamic_batch": (_parse_bool, True),
-    "opset": (int, 18),
-    "batch_size": (int, 1),
-    "check": (_parse_bool, True),
-    "check_batch_sizes": (lambda v: [int(b) for b in v.split(",") if b.strip()], [1, 3]),
-    "report": (str, None),
-}
-
 #: Loggers of the ONNX toolchain whose INFO lines describe its internal graph passes (hundreds per export).
 EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx", "torch._dynamo", "torch.export")
 
@@ -280,59 +258,28 @@ def summarize_check(report: dict[str, Any]) -> str:
     )
 
 
-def _parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m internet_plus.export",
-        description="Export a checkpoint to ONNX (network + decoding) and check it with onnxruntime.",
-        epilog="Arguments are key=value: ckpt_path=<file> (required), out=model.onnx, dynamic_batch=true, opset=18, "
-        "batch_size=1 (example batch size, the fixed one when dynamic_batch=false), check=true, check_batch_sizes=1,3, "
-        "report=<file.json> (the full onnxruntime comparison).",
-    )
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    values = {key: default for key, (_, default) in _OPTIONS.items()}
-    for item in args.overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in _OPTIONS:
-            parser.error(f"unknown argument {item!r}; expected key=value with key in {sorted(_OPTIONS)}")
-        try:
-            values[key] = _OPTIONS[key][0](raw)
-        except (ValueError, argparse.ArgumentTypeError) as err:
-            parser.error(f"{key}={raw!r}: {err}")
-    if not values["ckpt_path"]:
-        parser.error("ckpt_path=<file.ckpt> is required")
-    if not values["dynamic_batch"] and any(b != values["batch_size"] for b in values["check_batch_sizes"]):
-        values["check_batch_sizes"] = [values["batch_size"]]
-    return values
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line (see the module docstring); returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def run(cfg: Any) -> dict[str, Any] | None:
+    """Export ``cfg.ckpt_path`` to ``cfg.out`` and, with ``cfg.check``, compare it with PyTorch (``conf/export.yaml``);
+    returns the comparison report (None without a check)."""
     for name in EXPORTER_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    opts = _parse_args(argv)
-    try:
-        model = load_module(opts["ckpt_path"])
-    except FileNotFoundError as err:
-        log.error("%s", err)
-        return 2
+    batch_sizes = [int(b) for b in cfg.check_batch_sizes]
+    if not cfg.dynamic_batch:
+        batch_sizes = [int(cfg.batch_size)]  # a fixed-batch graph runs at that batch only
+    model = load_module(cfg.ckpt_path)
     path = export_onnx(
-        model, opts["out"], dynamic_batch=opts["dynamic_batch"], opset=opts["opset"], batch_size=opts["batch_size"]
+        model, cfg.out, dynamic_batch=bool(cfg.dynamic_batch), opset=int(cfg.opset), batch_size=int(cfg.batch_size)
     )
     log.info("exported %s (input %s: B×3×%d×%d float32 in [0, 1])", path, INPUT_NAME, *(2 * [model.codec.input_size]))
-    if opts["check"]:
-        try:
-            report = check_onnx(model, path, opts["check_batch_sizes"])
-        except ImportError:
-            log.warning("onnxruntime is not installed (pip install -e '.[export]'); the ONNX check was skipped")
-        else:
-            log.info("%s", summarize_check(report))
-            if opts["report"]:
-                Path(opts["report"]).expanduser().write_text(json.dumps(report, indent=2) + "\n")
-                log.info("full check report: %s", opts["report"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if not cfg.check:
+        return None
+    try:
+        report = check_onnx(model, path, batch_sizes)
+    except ImportError:
+        log.warning("onnxruntime is not installed (pip install -e '.[export]'); the ONNX check was skipped")
+        return None
+    log.info("%s", summarize_check(report))
+    if cfg.get("report"):
+        Path(str(cfg.report)).expanduser().write_text(json.dumps(report, indent=2) + "\n")
+        log.info("full check report: %s", cfg.report)
+    return report

@@ -21,7 +21,6 @@ option (``conf/optimizer``).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import hydra
@@ -38,8 +37,6 @@ from internet_plus.models.losses import InterNetLoss
 from internet_plus.models.posenet import PoseNet
 from internet_plus.resolvers import BACKBONE_STRIDE, heatmap_size
 
-log = logging.getLogger(__name__)
-
 #: ImageNet statistics, for ``input_norm: imagenet`` (InterNet itself feeds RGB in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +51,8 @@ class HandPoseModule(L.LightningModule):
     """Backbone + PoseNet, trained with InterNet's losses and evaluated in millimetres.
 
     Args:
-        backbone: the ``model.backbone`` config node (``name`` plus constructor fields).
+        backbone: the ``model.backbone`` config node: ``_target_`` (a class of the ``conf/backbone`` group) plus its
+            constructor fields.
         posenet: PoseNet fields (``in_channels`` is taken from the backbone when null).
         codec: :class:`HeatmapCodec` fields (input size, heatmap size, σ, depth ranges).
         loss: :class:`InterNetLoss` fields (``weights``, ``dense_heatmap``).
@@ -79,7 +77,7 @@ class HandPoseModule(L.LightningModule):
         self.save_hyperparameters()
         if input_norm not in ("none", "imagenet"):
             raise ValueError(f"model.input_norm must be 'none' or 'imagenet', got {input_norm!r}")
-        self.backbone = build_backbone(**backbone)
+        self.backbone = build_backbone(backbone)
         posenet_fields = dict(posenet or {})
         if posenet_fields.get("in_channels") is None:
             posenet_fields["in_channels"] = self.backbone.out_channels
@@ -87,7 +85,7 @@ class HandPoseModule(L.LightningModule):
         self.codec = HeatmapCodec(**(codec or {}))
         self._check_geometry()
         self.criterion = InterNetLoss(self.codec, **(loss or {}))
-        self.optimizer_cfg = optimizer or {"_target_": "torch.optim.AdamW", "lr": 1e-4, "fused": True}
+        self.optimizer_cfg = optimizer or {"_target_": "torch.optim.AdamW", "lr": 1e-4}
         self.scheduler_cfg = scheduler
         self.input_norm = input_norm
         self.channels_last = channels_last
@@ -279,17 +277,8 @@ class HandPoseModule(L.LightningModule):
         self.data_config = checkpoint.get(DATA_CONFIG_KEY)
 
     # ------------------------------------------------------------------------------------------------ optimiser
-    def _clips_under_mixed_precision(self) -> bool:
-        trainer = self._trainer
-        return bool(trainer is not None and trainer.gradient_clip_val and "mixed" in str(trainer.precision))
-
     def configure_optimizers(self) -> Any:  # noqa: D102
         optimizer_cfg = dict(self.optimizer_cfg)
-        if optimizer_cfg.get("fused") and self._clips_under_mixed_precision():
-            # Lightning refuses to clip gradients with a fused optimiser under mixed precision (it unscales them
-            # inside its step); the for-each step computes the same update.
-            log.warning("model.optimizer.fused=true with gradient clipping under mixed precision: using fused=false")
-            optimizer_cfg["fused"] = False
         optimizer = hydra.utils.instantiate(optimizer_cfg, params=self.parameters(), _convert_="all")
         if not self.scheduler_cfg:
             return optimizer

@@ -1,22 +1,24 @@
-"""Drawing 2-D hand skeletons on images: the augmentation preview now, predicted-skeleton overlays later.
+"""Drawing hand skeletons: 2-D on images (the augmentation preview, ``predict.py``'s overlays) and 3-D plots.
 
 Joints follow the project's convention (:mod:`internet_plus.joints`): 42 joints, the right hand 0-20 and the left
 hand 21-41, connected by :data:`~internet_plus.joints.BONES`. Images are H×W×3 RGB ``uint8`` arrays; the functions
-return new arrays and never modify their inputs.
+return new arrays and never modify their inputs. :func:`save_3d_plot` writes a matplotlib figure to a file (with
+matplotlib's file backend, ``Agg``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from internet_plus.joints import BONES, JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT
+from internet_plus.joints import BONES, JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
-__all__ = ["HAND_COLORS", "draw_skeleton", "make_grid", "to_uint8_image"]
+__all__ = ["HAND_COLORS", "draw_hands", "draw_skeleton", "make_grid", "save_3d_plot", "to_uint8_image"]
 
 #: RGB colour of each hand's bones and joints: right red, left blue.
 HAND_COLORS: dict[int, tuple[int, int, int]] = {RIGHT: (255, 48, 48), LEFT: (48, 144, 255)}
@@ -74,6 +76,57 @@ def draw_skeleton(
     for joint in np.flatnonzero(show):
         cv2.circle(out, _point(xy[joint]), radius, colors[int(joint) // JOINTS_PER_HAND], -1, cv2.LINE_8)
     return out
+
+
+def _hands_mask(hands: Sequence[int]) -> np.ndarray:
+    """42 booleans: the joints of ``hands`` (``RIGHT``, ``LEFT``)."""
+    shown = np.zeros(NUM_JOINTS, dtype=bool)
+    for hand in hands:
+        shown[hand_slice(hand)] = True
+    return shown
+
+
+def draw_hands(image: np.ndarray, joints_xy: np.ndarray, hands: Sequence[int]) -> np.ndarray:
+    """A copy of ``image`` with the skeletons of ``hands`` (``RIGHT``, ``LEFT``) drawn from 42×2 ``joints_xy``."""
+    return draw_skeleton(image, joints_xy, _hands_mask(hands).astype(np.float64))
+
+
+def save_3d_plot(joints_cam: np.ndarray, hands: Sequence[int], title: str, path: str | Path) -> None:
+    """Save a 3-D plot of ``hands`` from 42×3 camera-frame joints, in mm relative to the first hand's wrist.
+
+    Plotted as (x, z, −y): camera x to the right, depth into the page and image-up up; equal axis scales.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    origin = joints_cam[hands[0] * JOINTS_PER_HAND]
+    pts = joints_cam - origin
+    fig = plt.figure(figsize=(4.5, 4.5), dpi=100)
+    try:
+        ax = fig.add_subplot(projection="3d")
+        shown = _hands_mask(hands)
+        for parent, child in BONES:
+            if shown[parent] and shown[child]:
+                color = np.array(HAND_COLORS[child // JOINTS_PER_HAND]) / 255.0
+                seg = pts[[parent, child]]
+                ax.plot(seg[:, 0], seg[:, 2], -seg[:, 1], color=color, linewidth=2)
+        sel = pts[shown]
+        ax.scatter(sel[:, 0], sel[:, 2], -sel[:, 1], s=8, c="k")
+        centre = (sel.max(0) + sel.min(0)) / 2.0
+        half = max(float((sel.max(0) - sel.min(0)).max()) / 2.0, 1.0)
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[2] - half, centre[2] + half)
+        ax.set_zlim(-centre[1] - half, -centre[1] + half)
+        ax.set_box_aspect((1, 1, 1))
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("z (mm)")
+        ax.set_zlabel("−y (mm)")
+        ax.set_title(title, fontsize=9)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
 
 
 def make_grid(images: Sequence[np.ndarray], cols: int, *, pad: int = 2, pad_value: int = 255) -> np.ndarray:

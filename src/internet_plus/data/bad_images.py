@@ -2,9 +2,9 @@
 
 One policy for every data set (RHD, synthetic, STB, InterHand2.6M): :class:`BadImagePolicy` is a mixin for a torch
 ``Dataset``. ``raise`` stops at an unreadable image with its file name (a
-:class:`~internet_plus.data.rhd.DatasetLayoutError`); ``skip`` replaces the sample by the next readable one, logs the
-file name and counts it in a counter shared with the DataLoader worker processes (:attr:`BadImagePolicy.bad_images`).
-The data module reports the counts at the end of fit / test
+:class:`~internet_plus.data.errors.DatasetLayoutError`); ``skip`` replaces the sample by the next readable one, logs
+the file name and counts it in a counter shared with the DataLoader worker processes
+(:attr:`BadImagePolicy.bad_images`). The data module reports the counts at the end of fit / test
 (:meth:`~internet_plus.data.datamodule.HandPoseDataModule.teardown`).
 """
 
@@ -17,6 +17,8 @@ from os import PathLike
 from typing import Any
 
 import numpy as np
+
+from internet_plus.data.errors import DatasetLayoutError
 
 __all__ = [
     "BAD_IMAGE_MAX_TRIES",
@@ -94,11 +96,9 @@ class BadImagePolicy:
     def _read_with_policy(self, index: int, read_fn: Callable[[int], np.ndarray]) -> tuple[int, np.ndarray]:
         """``(index, read_fn(index))``, or with ``skip`` the first readable sample from ``index`` on (counting skips).
 
-        ``read_fn`` raises ``FileNotFoundError`` for an unreadable image (as :func:`~internet_plus.data.rhd.read_rgb`);
-        other errors pass through.
+        ``read_fn`` raises ``FileNotFoundError`` for an unreadable image (as
+        :func:`~internet_plus.data.images.read_rgb`); other errors pass through.
         """
-        from internet_plus.data.rhd import DatasetLayoutError  # rhd imports this module
-
         n = len(self)  # type: ignore[arg-type]  # the dataset's __len__
         tries = 1 if self.on_bad_image == "raise" else min(n, BAD_IMAGE_MAX_TRIES)
         for k in range(tries):

@@ -2,7 +2,8 @@
 
 A subclass reads its records and builds one sample (:meth:`HandPoseDataset._sample`); the base class selects the records
 by position, keeps the epoch (:meth:`~HandPoseDataset.set_epoch`), draws each sample's augmentation from (seed, epoch,
-sample key) (:meth:`~HandPoseDataset.augmentation_params`), reads the image with the ``data.on_bad_image`` policy
+sample key) (:meth:`~HandPoseDataset.augmentation_params`, :func:`sample_rng`), reads the image
+(:func:`~internet_plus.data.images.read_rgb`) with the ``data.on_bad_image`` policy
 (:class:`~internet_plus.data.bad_images.BadImagePolicy`) and accepts ``dataset[i]`` or ``dataset[(epoch, i)]``.
 """
 
@@ -17,11 +18,20 @@ import torch
 from torch.utils.data import Dataset
 
 from internet_plus.data.bad_images import BadImagePolicy
+from internet_plus.data.images import read_rgb
 from internet_plus.data.transforms import AugmentationConfig, AugParams, sample_augmentation
 
-__all__ = ["HandPoseDataset"]
+__all__ = ["HandPoseDataset", "sample_rng"]
 
 _R = TypeVar("_R")
+
+
+def sample_rng(seed: int, epoch: int, key: int) -> np.random.Generator:
+    """The augmentation generator of one sample in one epoch: a function of (seed, epoch, key) only.
+
+    So a sample's augmentation does not depend on the worker that loads it or on the order of loading.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, int(epoch), int(key)]))
 
 
 class HandPoseDataset(BadImagePolicy, Dataset):
@@ -75,8 +85,6 @@ class HandPoseDataset(BadImagePolicy, Dataset):
 
     def _read_image(self, index: int) -> tuple[int, np.ndarray]:
         """``(index, image)``, or with ``skip`` the first readable sample from ``index`` on (counting the skips)."""
-        from internet_plus.data.rhd import read_rgb  # rhd imports this module
-
         return self._read_with_policy(index, lambda i: read_rgb(self._image_path(i)))
 
     def set_epoch(self, epoch: int) -> None:
@@ -89,8 +97,6 @@ class HandPoseDataset(BadImagePolicy, Dataset):
 
     def augmentation_params(self, index: int, epoch: int | None = None) -> AugParams:
         """The augmentation sample ``index`` gets at ``epoch`` (identity when ``augment`` is off)."""
-        from internet_plus.data.rhd import sample_rng  # rhd imports this module
-
         if not self.augment:
             return AugParams.identity()
         epoch = self._epoch if epoch is None else epoch

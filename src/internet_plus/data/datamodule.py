@@ -1,4 +1,8 @@
-"""LightningDataModules: the loaders around the data sets (``hydra.utils.instantiate(cfg.data)`` builds one).
+"""What every LightningDataModule shares: :class:`HandPoseDataModule`, the loaders around a data set.
+
+Each data set keeps its subclass next to its ``Dataset`` (:mod:`internet_plus.data.rhd`,
+:mod:`internet_plus.data.stb`, :mod:`internet_plus.data.interhand`, :mod:`internet_plus.data.synthetic.datamodule`);
+``hydra.utils.instantiate(cfg.data)`` builds one.
 
 Every constructor argument is a plain value (they come from the ``dataset`` config group). Common behaviour
 (:class:`HandPoseDataModule`):
@@ -18,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +31,6 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from internet_plus.data.bad_images import BadImagePolicy, check_bad_image_policy
-from internet_plus.data.rhd import RHDDataset, RHDRecord, read_rhd_split, verify_rhd_split
 from internet_plus.data.transforms import AugmentationConfig
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "EpochSampler",
     "HandPoseDataModule",
-    "RHDDataModule",
-    "SyntheticDataModule",
-    "default_synthetic_root",
     "holdout_split",
     "local_processes_from_env",
     "resolve_num_workers",
@@ -54,7 +53,7 @@ HOLDOUT_SEED = 20_201
 
 
 #: Most loader workers ``"auto"`` gives one process: one worker core makes >= 300 augmented samples/s (the
-#: the performance target, measured by :mod:`internet_plus.data.pipeline_bench`), so 8 feed any single GPU.
+#: the performance target, measured by :mod:`internet_plus.tools.pipeline_bench`), so 8 feed any single GPU.
 MAX_AUTO_WORKERS = 8
 
 
@@ -346,124 +345,3 @@ class HandPoseDataModule(L.LightningDataModule):
                     count,
                     name,
                 )
-
-
-class RHDDataModule(HandPoseDataModule):
-    """RHD_published_v2 (``training`` → train + validation hold-out, ``evaluation`` → test).
-
-    Args:
-        root: the folder that holds ``training/`` and ``evaluation/``.
-        eval_visible_only: score (and supervise) only the keypoints RHD marks visible (see
-            :mod:`internet_plus.data.rhd`).
-        cache_dir: where the per-split dominant-hand scan of the masks may be cached (``None``: in memory only).
-        verify: before reading a split, open every colour image and mask and range-check every annotation
-            (:func:`~internet_plus.data.rhd.verify_rhd_split`); logs a summary, raises listing every problem.
-        Other arguments (``on_bad_image`` among them): :class:`HandPoseDataModule`.
-    """
-
-    SPLITS = {"train": "training", "test": "evaluation"}
-
-    def __init__(
-        self,
-        root: str,
-        eval_visible_only: bool = False,
-        cache_dir: str | None = None,
-        verify: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.root = str(Path(str(root)).expanduser())
-        self.eval_visible_only = bool(eval_visible_only)
-        self.cache_dir = cache_dir
-        self.verify = bool(verify)
-        self._records: dict[str, list[RHDRecord]] = {}
-
-    def records(self, split: str) -> list[RHDRecord]:
-        """The records of ``"train"`` (RHD ``training``) or ``"test"`` (``evaluation``), read (and verified) once."""
-        if split not in self._records:
-            if self.verify:
-                verify_rhd_split(self.root, self.SPLITS[split])  # type: ignore[arg-type]
-            self._records[split] = read_rhd_split(self.root, self.SPLITS[split], cache_dir=self.cache_dir)
-        return self._records[split]
-
-    def _split_size(self, split: str) -> int:
-        return len(self.records(split))
-
-    def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> RHDDataset:
-        return RHDDataset(
-            root=self.root,
-            split=self.SPLITS[split],  # type: ignore[arg-type]
-            input_size=self.input_size,
-            augment=augment,
-            augmentation=self.augmentation,
-            seed=self.seed,
-            indices=[int(p) for p in positions],
-            eval_visible_only=self.eval_visible_only,
-            records=self.records(split),
-            on_bad_image=self.on_bad_image,
-        )
-
-
-def default_synthetic_root(num_train: int, num_eval: int, generator_seed: int) -> str:
-    """``$XDG_CACHE_HOME/internet_plus/synthetic/rhd_n<train>_e<eval>_s<seed>`` (``~/.cache`` by default)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return str(cache / "internet_plus" / "synthetic" / f"rhd_n{num_train}_e{num_eval}_s{generator_seed}")
-
-
-class SyntheticDataModule(RHDDataModule):
-    """The embedded synthetic data set: :class:`RHDDataModule` on files generated in RHD's exact format.
-
-    ``prepare_data`` (run once, on the main process) generates the set at ``root`` when it is missing, partial or
-    made with other parameters (:func:`internet_plus.data.synthetic.generate_rhd_dataset`; it never writes into a
-    folder it did not make).
-
-    Args:
-        root: where the set lives; ``None`` = :func:`default_synthetic_root` (a cache folder).
-        num_train: samples in ``training`` (the validation hold-out comes out of these).
-        num_eval: samples in ``evaluation`` (the test split).
-        generator_seed: seed of the generator (the data set itself); ``seed`` seeds shuffling and augmentation.
-        two_hand_fraction: share of images showing both hands.
-        generator_workers: processes used to generate the set.
-        style: how hard the pictures are, the fields of :class:`~internet_plus.data.synthetic.SceneStyle`
-            (``hands: skin|glove``, ``max_tilt_deg``, ``background: varied|plain``); ``None`` = the full set.
-        Other arguments: :class:`RHDDataModule`.
-    """
-
-    def __init__(
-        self,
-        root: str | None = None,
-        num_train: int = 2000,
-        num_eval: int = 200,
-        generator_seed: int = 0,
-        two_hand_fraction: float = 0.3,
-        generator_workers: int = 1,
-        style: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        from internet_plus.data.synthetic import SceneStyle
-
-        self.style = SceneStyle.of(dict(style) if style is not None else None)  # invalid fields fail here, at once
-        root = root or default_synthetic_root(num_train, num_eval, generator_seed)
-        super().__init__(root=root, **kwargs)
-        self.num_train = int(num_train)
-        self.num_eval = int(num_eval)
-        self.generator_seed = int(generator_seed)
-        self.two_hand_fraction = float(two_hand_fraction)
-        self.generator_workers = int(generator_workers)
-
-    def prepare_data(self) -> None:
-        """Generate the set when it is not there yet (a no-op when it is complete)."""
-        from internet_plus.data.synthetic import generate_rhd_dataset, read_meta
-
-        root = self.root
-        if read_meta(root) is None:
-            log.info("generating the synthetic data set (%d + %d samples) at %s", self.num_train, self.num_eval, root)
-        generate_rhd_dataset(
-            self.root,
-            num_train=self.num_train,
-            num_eval=self.num_eval,
-            seed=self.generator_seed,
-            two_hand_fraction=self.two_hand_fraction,
-            workers=self.generator_workers,
-            style=self.style,
-        )

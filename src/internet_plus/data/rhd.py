@@ -1,4 +1,5 @@
-"""The Rendered Hand Pose Dataset (RHD_published_v2) read from its official files, and its torch ``Dataset``.
+"""The Rendered Hand Pose Dataset (RHD_published_v2) read from its official files, its torch ``Dataset`` and its
+LightningDataModule (``dataset=rhd``; the synthetic set, ``dataset=synthetic``, reads its files with them too).
 
 Format: ``docs/reference/datasets.md`` §A. Protocol: InterNet's RHD loader (``docs/reference/internet.md`` §6.3)
 with hand3d's choice of the scored hand (datasets §A.6):
@@ -27,10 +28,9 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -40,13 +40,16 @@ import numpy as np
 import torch
 
 from internet_plus.data import rhd_format
-from internet_plus.data.bad_images import BAD_IMAGE_MAX_TRIES, BAD_IMAGE_POLICIES
 from internet_plus.data.base_dataset import HandPoseDataset
+from internet_plus.data.datamodule import HandPoseDataModule
+from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.images import decode_workers
 from internet_plus.data.safe_pickle import load_restricted_pickle
 from internet_plus.data.transforms import (
     AugmentationConfig,
     build_single_hand_sample,
 )
+from internet_plus.data.verify import VerifyItem, VerifyReport, verify_samples
 from internet_plus.joints import JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
 log = logging.getLogger(__name__)
@@ -54,21 +57,16 @@ log = logging.getLogger(__name__)
 __all__ = [
     "RHD_DOWNLOAD_PAGE",
     "RHD_LAYOUT",
+    "RHD_MAX_MASK_ID",
     "RHD_SPLITS",
-    "BAD_IMAGE_MAX_TRIES",
-    "BAD_IMAGE_POLICIES",
-    "DatasetLayoutError",
+    "RHDDataModule",
     "RHDDataset",
     "RHDRecord",
-    "VerifyItem",
-    "VerifyReport",
     "check_rhd_layout",
     "dominant_hands",
     "read_rhd_annotations",
     "read_rhd_split",
-    "sample_rng",
     "verify_rhd_split",
-    "verify_samples",
 ]
 
 RHD_DOWNLOAD_PAGE = "https://lmb.informatik.uni-freiburg.de/resources/datasets/RenderedHandposeDataset.en.html"
@@ -86,10 +84,6 @@ RHD_LAYOUT = """\
     anno_evaluation.pickle
     color/00000.png ... 02727.png
     mask/00000.png  ... 02727.png"""
-
-
-class DatasetLayoutError(RuntimeError):
-    """A data set folder does not have the expected files (the message names the file and the expected layout)."""
 
 
 def _layout_error(problem: str) -> DatasetLayoutError:
@@ -232,14 +226,6 @@ def _mask_hand(path: Path) -> int:
     return LEFT if left > right else RIGHT
 
 
-def _default_workers() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
-
-
 def dominant_hands(
     mask_dir: str | PathLike[str],
     ids: Iterable[int],
@@ -275,7 +261,7 @@ def dominant_hands(
 
     log.info("RHD: reading %d masks in %s to find each sample's dominant hand", len(ids), mask_dir)
     paths = [mask_dir / f"{i:05d}.png" for i in ids]
-    n_workers = workers or _default_workers()
+    n_workers = workers or decode_workers()
     if n_workers > 1 and len(paths) > 64:
         with ThreadPoolExecutor(max_workers=n_workers) as pool:  # cv2 releases the GIL while decoding
             choices = list(pool.map(_mask_hand, paths, chunksize=64))
@@ -348,174 +334,8 @@ def read_rhd_split(
 
 # --------------------------------------------------------------------------------------------------- verify
 
-#: Plausible ranges of the full verification pass (``data.verify=true``): joint depth in metres, and how far outside
-#: the image (in image sizes) a keypoint may project.
-VERIFY_DEPTH_RANGE_M = (0.0, 5.0)
-VERIFY_UV_MARGIN = 1.0
-#: How many problems the summary and the error list (the count is always complete).
-VERIFY_SHOWN = 20
 #: RHD's largest mask class id (0 background, 1 person, 2-17 left hand, 18-33 right hand; datasets §A.4).
 RHD_MAX_MASK_ID = 33
-
-
-@dataclass(frozen=True, eq=False)
-class VerifyItem:
-    """One sample for :func:`verify_samples`: the files to open and the annotation to range-check.
-
-    Attributes:
-        name: how problems of the annotation name the sample (e.g. its image path and annotation file).
-        image: an image that must open (``None``: none to open).
-        mask: a mask that must open and have the image's size.
-        xyz_mm: J×3 camera-frame joints that must be finite and at 0 < z < 5 m.
-        uv: J×2 pixels that must be finite and within :data:`VERIFY_UV_MARGIN` image sizes of the image.
-        K: 3×3 intrinsics that must be finite with positive focal lengths and last row (0, 0, 1).
-        max_mask_id: the largest class id the mask may hold.
-        problems: problems already found in the annotation (reading it).
-    """
-
-    name: str
-    image: str | None = None
-    mask: str | None = None
-    xyz_mm: np.ndarray | None = None
-    uv: np.ndarray | None = None
-    K: np.ndarray | None = None
-    max_mask_id: int | None = None
-    problems: tuple[str, ...] = ()
-
-
-@dataclass
-class VerifyReport:
-    """The outcome of a verification pass: counts and every problem found (one string each, naming the file)."""
-
-    dataset: str
-    samples: int = 0
-    images: int = 0
-    masks: int = 0
-    bad_samples: int = 0
-    seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self, shown: int = VERIFY_SHOWN) -> str:
-        """One line of counts, then the first ``shown`` problems."""
-        head = (
-            f"{self.dataset}: verified {self.samples} samples ({self.images} images, {self.masks} masks opened, "
-            f"annotations range-checked) in {self.seconds:.1f} s: "
-        )
-        if self.ok:
-            return head + "no problems"
-        lines = [head + f"{len(self.problems)} problem(s) in {self.bad_samples} sample(s):"]
-        lines += [f"  - {p}" for p in self.problems[:shown]]
-        if len(self.problems) > shown:
-            lines.append(f"  ... and {len(self.problems) - shown} more")
-        return "\n".join(lines)
-
-
-def _open_image(path: str, flags: int) -> tuple[np.ndarray | None, str]:
-    if not os.path.isfile(path):
-        return None, "is missing"
-    image = cv2.imread(path, flags)
-    if image is None or image.size == 0:
-        return None, "cannot be decoded (truncated, corrupt or not an image)"
-    return image, ""
-
-
-def _check_item(item: VerifyItem) -> list[str]:
-    """Every problem of one sample (never raises for bad content)."""
-    problems = [f"{item.name}: {p}" for p in item.problems]
-    size: tuple[int, int] | None = None
-    if item.image is not None:
-        image, error = _open_image(item.image, cv2.IMREAD_COLOR)
-        if image is None:
-            problems.append(f"{item.image}: image {error}")
-        else:
-            size = (image.shape[1], image.shape[0])
-    if item.mask is not None:
-        mask, error = _open_image(item.mask, cv2.IMREAD_UNCHANGED)
-        if mask is None:
-            problems.append(f"{item.mask}: mask {error}")
-        else:
-            if size is not None and mask.shape[:2] != (size[1], size[0]):
-                problems.append(f"{item.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {size[0]}x{size[1]}")
-            if item.max_mask_id is not None and int(mask.max()) > item.max_mask_id:
-                problems.append(f"{item.mask}: mask holds class id {int(mask.max())} > {item.max_mask_id}")
-    if item.xyz_mm is not None:
-        xyz = np.asarray(item.xyz_mm, dtype=np.float64).reshape(-1, 3)
-        lo, hi = (v * 1000.0 for v in VERIFY_DEPTH_RANGE_M)
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(xyz).all(axis=1) | (xyz[:, 2] <= lo) | (xyz[:, 2] >= hi)
-        if bad.any():
-            problems.append(
-                f"{item.name}: {int(bad.sum())} joint(s) not finite or outside {VERIFY_DEPTH_RANGE_M[0]:g} < z < "
-                f"{VERIFY_DEPTH_RANGE_M[1]:g} m (first: joint {int(np.argmax(bad))}, xyz "
-                f"{np.round(xyz[int(np.argmax(bad))], 1).tolist()} mm)"
-            )
-    if item.uv is not None and size is not None:
-        uv = np.asarray(item.uv, dtype=np.float64).reshape(-1, 2)
-        w, h = size
-        m = VERIFY_UV_MARGIN
-        with np.errstate(invalid="ignore"):
-            bad = (
-                ~np.isfinite(uv).all(axis=1)
-                | (uv[:, 0] < -m * w)
-                | (uv[:, 0] > (1 + m) * w)
-                | (uv[:, 1] < -m * h)
-                | (uv[:, 1] > (1 + m) * h)
-            )
-        if bad.any():
-            j = int(np.argmax(bad))
-            problems.append(
-                f"{item.name}: {int(bad.sum())} keypoint(s) not finite or more than {m:g} image size(s) outside the "
-                f"{w}x{h} image (first: joint {j} at uv {np.round(uv[j], 1).tolist()})"
-            )
-    if item.K is not None:
-        K = np.asarray(item.K, dtype=np.float64)
-        plausible = (
-            K.shape == (3, 3)
-            and np.isfinite(K).all()
-            and K[0, 0] > 0
-            and K[1, 1] > 0
-            and np.allclose(K[2], (0.0, 0.0, 1.0))
-        )
-        if not plausible:
-            problems.append(f"{item.name}: implausible intrinsics K = {np.round(K, 3).tolist()} (need fx, fy > 0)")
-    return problems
-
-
-def verify_samples(items: Sequence[VerifyItem], dataset: str, *, workers: int | None = None) -> VerifyReport:
-    """Check every item (open its files, range-check its annotation), then log the summary.
-
-    The whole pass runs before anything is raised, so one error lists every problem.
-
-    Raises:
-        DatasetLayoutError: with the summary (counts and the first :data:`VERIFY_SHOWN` problems) when any is found.
-    """
-    start = time.perf_counter()
-    n_workers = workers or _default_workers()
-    if n_workers > 1 and len(items) > 16:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:  # cv2 releases the GIL while decoding
-            found = list(pool.map(_check_item, items))
-    else:
-        found = [_check_item(item) for item in items]
-    report = VerifyReport(
-        dataset=dataset,
-        samples=len(items),
-        images=sum(item.image is not None for item in items),
-        masks=sum(item.mask is not None for item in items),
-        bad_samples=sum(bool(p) for p in found),
-        seconds=time.perf_counter() - start,
-        problems=[p for sample in found for p in sample],
-    )
-    if not report.ok:
-        log.error("%s", report.summary())
-        raise DatasetLayoutError(
-            report.summary() + "\nFix or remove these files (or run without data.verify=true to skip this check)."
-        )
-    log.info("%s", report.summary())
-    return report
 
 
 def _rhd_verify_item(anno_path: Path, color_dir: Path, mask_dir: Path, key: Any, entry: Any) -> VerifyItem:
@@ -598,41 +418,6 @@ def verify_rhd_split(root: str | PathLike[str], split: Split, *, workers: int | 
 # --------------------------------------------------------------------------------------------------- Dataset
 
 
-def sample_rng(seed: int, epoch: int, key: int) -> np.random.Generator:
-    """The augmentation generator of one sample in one epoch: a function of (seed, epoch, key) only.
-
-    So a sample's augmentation does not depend on the worker that loads it or on the order of loading.
-    """
-    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, int(epoch), int(key)]))
-
-
-#: Decode straight to RGB where OpenCV can (>= 4.11): the same pixels as IMREAD_COLOR + BGR→RGB, one pass fewer.
-_IMREAD_RGB: int = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
-
-#: JPEG's start-of-image and end-of-image markers.
-_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
-
-
-def read_rgb(path: str | PathLike[str]) -> np.ndarray:
-    """An image file as H×W×3 RGB uint8 (InterNet's ``load_img``: cv2, BGR → RGB; §6.1).
-
-    Raises:
-        FileNotFoundError: the file is missing, cannot be decoded, or is a JPEG cut short (no end-of-image marker:
-            OpenCV would otherwise decode it with the missing part grey and only a warning on stderr).
-    """
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise FileNotFoundError(f"{path}: cannot read this image ({err.strerror or err})") from err
-    raw = data.tobytes()
-    if raw[:2] == _JPEG_SOI and _JPEG_EOI not in raw[-64:]:
-        raise FileNotFoundError(f"{path}: truncated JPEG (no end-of-image marker); the file is incomplete")
-    image = cv2.imdecode(data, _IMREAD_RGB) if data.size else None
-    if image is None:
-        raise FileNotFoundError(f"{path}: cannot read this image (missing, unreadable or not an image)")
-    return image if _IMREAD_RGB != cv2.IMREAD_COLOR else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 class RHDDataset(HandPoseDataset):
     """RHD samples as the sample dict of ``docs/architecture.md`` (InterNet's RHD protocol, §6.3; module docstring).
 
@@ -706,4 +491,63 @@ class RHDDataset(HandPoseDataset):
         return (
             f"RHDDataset(root={str(self.root)!r}, split={self.split!r}, samples={len(self)}, "
             f"input_size={self.input_size}, augment={self.augment})"
+        )
+
+
+# --------------------------------------------------------------------------------------------------- data module
+
+
+class RHDDataModule(HandPoseDataModule):
+    """RHD_published_v2 (``training`` → train + validation hold-out, ``evaluation`` → test).
+
+    Args:
+        root: the folder that holds ``training/`` and ``evaluation/``.
+        eval_visible_only: score (and supervise) only the keypoints RHD marks visible (see
+            :mod:`internet_plus.data.rhd`).
+        cache_dir: where the per-split dominant-hand scan of the masks may be cached (``None``: in memory only).
+        verify: before reading a split, open every colour image and mask and range-check every annotation
+            (:func:`~internet_plus.data.rhd.verify_rhd_split`); logs a summary, raises listing every problem.
+        Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
+    """
+
+    SPLITS = {"train": "training", "test": "evaluation"}
+
+    def __init__(
+        self,
+        root: str,
+        eval_visible_only: bool = False,
+        cache_dir: str | None = None,
+        verify: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = str(Path(str(root)).expanduser())
+        self.eval_visible_only = bool(eval_visible_only)
+        self.cache_dir = cache_dir
+        self.verify = bool(verify)
+        self._records: dict[str, list[RHDRecord]] = {}
+
+    def records(self, split: str) -> list[RHDRecord]:
+        """The records of ``"train"`` (RHD ``training``) or ``"test"`` (``evaluation``), read (and verified) once."""
+        if split not in self._records:
+            if self.verify:
+                verify_rhd_split(self.root, self.SPLITS[split])  # type: ignore[arg-type]
+            self._records[split] = read_rhd_split(self.root, self.SPLITS[split], cache_dir=self.cache_dir)
+        return self._records[split]
+
+    def _split_size(self, split: str) -> int:
+        return len(self.records(split))
+
+    def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> RHDDataset:
+        return RHDDataset(
+            root=self.root,
+            split=self.SPLITS[split],  # type: ignore[arg-type]
+            input_size=self.input_size,
+            augment=augment,
+            augmentation=self.augmentation,
+            seed=self.seed,
+            indices=[int(p) for p in positions],
+            eval_visible_only=self.eval_visible_only,
+            records=self.records(split),
+            on_bad_image=self.on_bad_image,
         )

@@ -33,7 +33,7 @@ identical to its RHD loader, §6.3) on the raw STB files instead of InterNet's c
   holds its validation set out of the training sequences (``val_fraction``).
 
 Layout problems (a missing root, folder, label file or image, a malformed ``handPara``) raise
-:class:`STBLayoutError` (a :class:`~internet_plus.data.rhd.DatasetLayoutError`) while the split is read, i.e. at
+:class:`STBLayoutError` (a :class:`~internet_plus.data.errors.DatasetLayoutError`) while the split is read, i.e. at
 ``setup``, before any training step; the message names the file and shows the expected layout and download page.
 """
 
@@ -53,11 +53,12 @@ import torch
 
 from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
-from internet_plus.data.rhd import DatasetLayoutError, VerifyItem, VerifyReport, verify_samples
+from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.transforms import (
     AugmentationConfig,
     build_single_hand_sample,
 )
+from internet_plus.data.verify import VerifyItem, VerifyReport, verify_samples
 from internet_plus.joints import JOINTS_PER_HAND, LEFT
 
 log = logging.getLogger(__name__)

@@ -292,7 +292,7 @@ def apply_color(image: np.ndarray, factors: tuple[float, float, float] | np.ndar
     height, width, channels = image.shape
     factors = np.broadcast_to(np.asarray(factors, dtype=np.float32).reshape(-1), (channels,))
     # The same float32 products as ``image * factors[None, None, :]``, with the factors tiled along a row so that
-    # numpy's inner loop runs over W·C elements instead of C (about 6× faster); a new array, the input is untouched.
+    # numpy's inner loop runs over W·C elements instead of C; a new array, the input is untouched.
     out = np.multiply(image.reshape(height, width * channels), np.tile(factors, width)).reshape(image.shape)
     # = np.clip(out, 0, max_value) element for element (NaN included), in place and faster
     np.minimum(out, np.float32(max_value), out=out)

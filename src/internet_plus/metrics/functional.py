@@ -1,27 +1,39 @@
 """Numpy reference implementations of the project's metrics (``docs/reference/conventions.md``, "Metric names").
 
 Shapes: N samples, K joints (K = 42 in the project's order, right hand 0–20, left hand 21–41), 3 coordinates in mm.
-A ``mask`` is N×K, nonzero where a joint is scored. These functions are the readable definitions that the
-torchmetrics implementations in :mod:`internet_plus.metrics.pose` are tested against.
+A ``mask`` is N×K, nonzero where a joint is scored. These functions are the readable definitions, one per metric,
+that the torchmetrics implementations (:mod:`internet_plus.metrics.pose`, :mod:`internet_plus.metrics.interhand`)
+are tested against.
 
 The error functions (:func:`joint_errors`, :func:`epe`, :func:`epe_median`, :func:`mpjpe_per_joint_mean`) compare
 the coordinates they are given; root alignment is a separate step (:func:`root_relative`, :func:`root_aligned`), and
 :func:`pose_metrics` chains everything exactly as :class:`~internet_plus.metrics.pose.PoseErrorMetrics` does.
-Whenever nothing is scored (no valid joint / sample) a metric is NaN rather than an error.
+InterHand2.6M's five values in InterNet's definitions (internet §5.3, datasets §C.6) are :func:`mpjpe_by_kind`,
+:func:`mrrpe` over :func:`mrrpe_samples` and :func:`handedness_accuracy`, chained by :func:`interhand_metrics` as
+:class:`~internet_plus.metrics.interhand.InterHandMetrics` does. Whenever nothing is scored (no valid joint / sample)
+a metric is NaN rather than an error.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from internet_plus.joints import JOINTS_PER_HAND, ROOTS
 
+if TYPE_CHECKING:
+    import torch
+
+#: A numpy array or a torch tensor (:func:`per_hand` serves both).
+ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
+
 #: The contract's PCK thresholds: 20, 21, …, 50 mm.
 PCK_THRESHOLDS: np.ndarray = np.arange(20, 51, dtype=np.float64)
 
 
-def _hands(array: np.ndarray) -> np.ndarray:
-    """N×K×... -> N×(K/21)×21×... (a view per hand)."""
+def per_hand(array: ArrayT) -> ArrayT:
+    """N×K×... -> N×(K/21)×21×... (one block per hand), for numpy arrays and torch tensors alike."""
     n, k = array.shape[:2]
     if k % JOINTS_PER_HAND:
         raise ValueError(f"the joint axis must be a multiple of {JOINTS_PER_HAND}, got {k}")
@@ -34,7 +46,7 @@ def root_relative(joints: np.ndarray) -> np.ndarray:
     The wrists become exactly 0 (internet §5.2 step 6).
     """
     joints = np.asarray(joints, dtype=np.float64)
-    hands = _hands(joints)
+    hands = per_hand(joints)
     return (hands - hands[:, :, :1]).reshape(joints.shape)
 
 
@@ -45,7 +57,7 @@ def root_relative_mask(mask: np.ndarray) -> np.ndarray:
     (internet §7.8), which this reproduces for masks that do not do so already.
     """
     mask = np.asarray(mask) > 0
-    hands = _hands(mask)
+    hands = per_hand(mask)
     return (hands & hands[:, :, :1]).reshape(mask.shape)
 
 
@@ -180,18 +192,80 @@ def pose_metrics(
     }
 
 
+def sample_kinds(hand_type: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(single, interacting): boolean N arrays from N×2 ground-truth hand types [right, left] (one / both > 0.5)."""
+    present = np.asarray(hand_type).reshape(-1, 2) > 0.5
+    return present.sum(axis=1) == 1, present.all(axis=1)
+
+
+def mpjpe_by_kind(
+    pred_cam: np.ndarray, gt_cam: np.ndarray, joint_valid: np.ndarray, hand_type: np.ndarray
+) -> dict[str, float]:
+    """InterHand2.6M's ``mpjpe_{single,interacting,all}_mm``: :func:`mpjpe_per_joint_mean` of the root-aligned poses
+    over the single-hand samples, the interacting ones, and both pooled per joint (internet §5.3).
+
+    Args:
+        pred_cam, gt_cam: N×42×3 camera coordinates, mm.
+        joint_valid: N×42, nonzero where scored (a hand whose wrist is not scored is dropped).
+        hand_type: N×2 ground truth [right, left]; exactly one set = single, both = interacting.
+    """
+    pred, gt, valid = root_aligned(pred_cam, gt_cam, joint_valid)
+    single, interacting = sample_kinds(hand_type)
+    return {
+        "mpjpe_single_mm": mpjpe_per_joint_mean(pred, gt, valid & single[:, None]),
+        "mpjpe_interacting_mm": mpjpe_per_joint_mean(pred, gt, valid & interacting[:, None]),
+        "mpjpe_all_mm": mpjpe_per_joint_mean(pred, gt, valid & (single | interacting)[:, None]),
+    }
+
+
+def mrrpe_samples(joint_valid: np.ndarray, hand_type: np.ndarray) -> np.ndarray:
+    """N booleans: the samples InterHand2.6M's ``mrrpe_mm`` scores, interacting ones with both wrists scored."""
+    valid = np.asarray(joint_valid) > 0
+    right, left = ROOTS
+    return sample_kinds(hand_type)[1] & valid[:, right] & valid[:, left]
+
+
+def interhand_metrics(
+    pred_cam: np.ndarray,
+    gt_cam: np.ndarray,
+    joint_valid: np.ndarray,
+    hand_type: np.ndarray,
+    hand_prob: np.ndarray,
+    hand_type_valid: np.ndarray,
+    pred_roots: np.ndarray | None = None,
+) -> dict[str, float]:
+    """The five InterHand2.6M values as :class:`~internet_plus.metrics.interhand.InterHandMetrics` computes them.
+
+    :func:`mpjpe_by_kind`; ``mrrpe_mm`` (:func:`mrrpe` over :func:`mrrpe_samples`) with the predicted wrists taken
+    from ``pred_roots`` (N×2×3 [right, left]) when given, else from ``pred_cam``; ``handedness_acc``
+    (:func:`handedness_accuracy` over the ``hand_type_valid`` samples).
+    """
+    out = mpjpe_by_kind(pred_cam, gt_cam, joint_valid, hand_type)
+    roots_pred = np.asarray(pred_cam, dtype=np.float64).copy()
+    if pred_roots is not None:
+        roots_pred[:, list(ROOTS)] = np.asarray(pred_roots, dtype=np.float64)
+    out["mrrpe_mm"] = mrrpe(roots_pred, gt_cam, mrrpe_samples(joint_valid, hand_type))
+    out["handedness_acc"] = handedness_accuracy(hand_prob, hand_type, hand_type_valid)
+    return out
+
+
 __all__ = [
     "PCK_THRESHOLDS",
     "auc",
     "epe",
     "epe_median",
     "handedness_accuracy",
+    "interhand_metrics",
     "joint_errors",
+    "mpjpe_by_kind",
     "mpjpe_per_joint_mean",
     "mrrpe",
+    "mrrpe_samples",
     "pck_curve",
+    "per_hand",
     "pose_metrics",
     "root_aligned",
     "root_relative",
     "root_relative_mask",
+    "sample_kinds",
 ]

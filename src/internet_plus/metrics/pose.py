@@ -16,27 +16,20 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from internet_plus.joints import JOINTS_PER_HAND
-
-
-def _hands(tensor: torch.Tensor) -> torch.Tensor:
-    """B×K×... -> B×(K/21)×21×... (one block per hand)."""
-    b, k = tensor.shape[:2]
-    if k % JOINTS_PER_HAND:
-        raise ValueError(f"the joint axis must be a multiple of {JOINTS_PER_HAND}, got {k}")
-    return tensor.reshape(b, k // JOINTS_PER_HAND, JOINTS_PER_HAND, *tensor.shape[2:])
+from internet_plus.metrics.functional import per_hand
 
 
 def root_relative(joints: torch.Tensor) -> torch.Tensor:
-    """Subtract each hand's own wrist (joints 0 and 21) from that hand's joints: B×K×3 -> B×K×3 (§5.2 step 6)."""
-    hands = _hands(joints)
+    """Subtract each hand's own wrist (joints 0 and 21) from that hand's joints: B×K×3 -> B×K×3 (internet §5.2 step
+    6); the tensor version of :func:`internet_plus.metrics.functional.root_relative`, in the input's dtype."""
+    hands = per_hand(joints)
     return (hands - hands[:, :, :1]).reshape(joints.shape)
 
 
 def root_relative_mask(mask: torch.Tensor) -> torch.Tensor:
     """B×K bool: the joint is scored and so is its hand's wrist (a root-relative error needs the wrist)."""
     valid = mask > 0
-    hands = _hands(valid)
+    hands = per_hand(valid)
     return (hands & hands[:, :, :1]).reshape(valid.shape)
 
 
@@ -148,7 +141,7 @@ def handedness_counts(
 
     A sample is correct when (prob > 0.5) == (gt > 0.5) for all its labels (internet §5.3); it counts only
     where ``valid`` is nonzero. Shared by :class:`HandednessAccuracy` and
-    :class:`~internet_plus.metrics.interhand.InterHandHandedness`.
+    :class:`~internet_plus.metrics.interhand.InterHandMetrics`.
     """
     correct = ((prob.detach().to(device) > 0.5) == (gt.detach().to(device) > 0.5)).all(dim=-1)
     keep = valid.detach().to(device).reshape(-1) > 0

@@ -9,9 +9,9 @@
 * **camera space** — millimetres, x right, y down, z forward (``joints_cam``), reached through the inverse crop
   affine, an absolute wrist depth per hand and the pinhole intrinsics (§5.2).
 
-It also renders InterNet's Gaussian target (§4.3) and evaluates the masked heatmap MSE of §3.1 either densely (the
-reference) or, by default, without ever building the B×J×D×H×W target (the Gaussian is separable, see
-:meth:`HeatmapCodec.heatmap_mse`). Every method is batched, device- and dtype-agnostic and loop-free over the batch.
+It also gives InterNet's Gaussian target (§4.3), dense (:meth:`HeatmapCodec.render`) or as its three separable 1-D
+factors (:meth:`HeatmapCodec.gaussian_factors`), which the losses (``models/losses.py``) read. Every method is
+batched, device- and dtype-agnostic and loop-free over the batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from internet_plus.joints import JOINTS_PER_HAND
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for reduced-precision inputs (fp16 overflows on Σ target² ≈ 5.7·10⁶), else the input's own dtype."""
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
@@ -179,7 +179,7 @@ class HeatmapCodec:
 
         peak · exp(−[(xx−x)² + (yy−y)² + (zz−z)²] / (2σ²)) over the integer voxel grid, with continuous (not rounded)
         centres and no truncation window; every joint is rendered, valid or not. This is the reference: training uses
-        :meth:`heatmap_mse`, which never builds this volume.
+        the lean heatmap loss (``models/losses.py``), which never builds this volume.
 
         Args:
             coords_hm: B×J×3 heatmap coordinates (x, y, z).
@@ -188,82 +188,6 @@ class HeatmapCodec:
         dz, dy, dx = self._axis_grids(coords_hm, shape or self.volume_shape)
         dist2 = dz[..., :, None, None] + dy[..., None, :, None] + dx[..., None, None, :]
         return self.peak * torch.exp(dist2 * (-1.0 / (2.0 * self.sigma**2)))
-
-    # ------------------------------------------------------------------------------------------ heatmap loss (§3.1)
-    def _check_volume(self, pred: torch.Tensor, coords_hm: torch.Tensor, valid: torch.Tensor) -> None:
-        if pred.dim() != 5 or tuple(pred.shape[2:]) != self.volume_shape:
-            raise ValueError(
-                f"heatmaps must be B×J×{'×'.join(map(str, self.volume_shape))} for this codec, got {tuple(pred.shape)}"
-            )
-        if tuple(coords_hm.shape) != (*pred.shape[:2], 3) or tuple(valid.shape) != tuple(pred.shape[:2]):
-            raise ValueError(
-                f"coords_hm {tuple(coords_hm.shape)} / valid {tuple(valid.shape)} do not match heatmaps "
-                f"{tuple(pred.shape)} (expected B×J×3 and B×J)"
-            )
-
-    def heatmap_mse(self, pred: torch.Tensor, coords_hm: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """InterNet's masked heatmap MSE without the dense target (same value as :meth:`heatmap_mse_dense`).
-
-        InterNet's loss (internet §3.1) is mean over all B·J·D·H·W elements of (pred − target)² · valid[b, j],
-        masked elements included in the denominator. The target is separable, target = peak · g_z ⊗ g_y ⊗ g_x
-        (:meth:`gaussian_factors`), so the residual pred − target is written in one pass straight into its own
-        buffer, ``addcmul(pred, g_z, g_y ⊗ g_x, value=−peak)`` with broadcasting, and no target volume is ever built.
-        Per joint, Σ residual² is a batched dot product (:func:`_sum_of_squares`), with no squared temporary.
-
-        The backward is written out (:class:`_ResidualHeatmapMSE`): the gradient 2 · residual · valid / N, the dense
-        one, is the saved residual scaled in place. So the loss + backward holds the prediction and one more volume
-        (the residual, then the gradient), never the target or the dense formulation's same-sized intermediates (the
-        the performance target: peak memory at most half of the dense formulation's, measured by
-        :mod:`internet_plus.models.loss_memory`).
-        When ``coords_hm`` or ``valid`` require grad (never in training), the same expression runs through autograd.
-
-        The computation runs in float32 (float64 stays float64) with autocast off: under 16-bit mixed precision
-        Σ target² ≈ 5.7·10⁶ per joint would overflow fp16. Because the residual is formed before squaring, nothing
-        cancels: the value stays accurate to float32 rounding also when the prediction is nearly perfect.
-        :meth:`heatmap_mse_dense` is the reference.
-
-        Args:
-            pred: B×J×D×H×W predicted heatmaps.
-            coords_hm: B×J×3 target centres in heatmap coordinates (:meth:`encode_joints`).
-            valid: B×J joint validity (:meth:`encode_joints`).
-
-        Returns:
-            A scalar tensor.
-        """
-        self._check_volume(pred, coords_hm, valid)
-        if coords_hm.requires_grad or valid.requires_grad:
-            return self._heatmap_mse_autograd(pred, coords_hm, valid)
-        with torch.autocast(device_type=pred.device.type, enabled=False):
-            return _ResidualHeatmapMSE.apply(pred, coords_hm, valid, self)
-
-    def residual(self, pred: torch.Tensor, coords_hm: torch.Tensor) -> torch.Tensor:
-        """pred − target (B×J×D×H×W, compute dtype) in one pass, without building the target volume."""
-        dtype = _compute_dtype(pred.dtype)
-        g_z, g_y, g_x = self.gaussian_factors(coords_hm.to(device=pred.device, dtype=dtype), self.volume_shape)
-        g_yx = g_y[..., :, None] * g_x[..., None, :]  # B×J×H×W: the only other tensor besides the factors
-        residual = torch.addcmul(pred.to(dtype), g_z[..., :, None, None], g_yx[..., None, :, :], value=-self.peak)
-        return residual.contiguous()
-
-    def _heatmap_mse_autograd(self, pred: torch.Tensor, coords_hm: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """:meth:`heatmap_mse` differentiated by autograd (also w.r.t. ``coords_hm`` and ``valid``)."""
-        with torch.autocast(device_type=pred.device.type, enabled=False):
-            residual = self.residual(pred, coords_hm)
-            per_joint = residual.square().sum(dim=(2, 3, 4))
-            return (per_joint * valid.to(device=pred.device, dtype=per_joint.dtype)).sum() / pred.numel()
-
-    def heatmap_mse_dense(self, pred: torch.Tensor, coords_hm: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """The reference: InterNet's loss with the dense target of :meth:`render` (internet §3.1, §4.3).
-
-        mean over all B·J·D·H·W elements of (pred − target)² · valid[b, j]. Builds the full target volume (about
-        672 MiB for B=16 at 64³); same arguments, precision policy and value as :meth:`heatmap_mse`.
-        """
-        self._check_volume(pred, coords_hm, valid)
-        dtype = _compute_dtype(pred.dtype)
-        with torch.autocast(device_type=pred.device.type, enabled=False):
-            pred = pred.to(dtype)
-            target = self.render(coords_hm.to(device=pred.device, dtype=dtype), self.volume_shape)
-            mask = valid.to(device=pred.device, dtype=dtype)[..., None, None, None]
-            return ((pred - target).square() * mask).mean()
 
     # ------------------------------------------------------------------------------------------------ decoding (§5)
     def decode_heatmaps(self, heatmaps: torch.Tensor) -> torch.Tensor:
@@ -331,7 +255,7 @@ class HeatmapCodec:
         Returns:
             B×J×3 camera coordinates in mm.
         """
-        dtype = torch.promote_types(_compute_dtype(joints_img.dtype), inv_trans.dtype)
+        dtype = torch.promote_types(compute_dtype(joints_img.dtype), inv_trans.dtype)
         joints = joints_img.to(dtype)
         inv_trans = inv_trans.to(dtype)
         xy = joints[..., :2]
@@ -387,61 +311,4 @@ class HeatmapCodec:
         }
 
 
-def _sum_of_squares(volumes: torch.Tensor) -> torch.Tensor:
-    """Σ x² over the last three axes of a contiguous B×J×D×H×W tensor -> B×J.
-
-    On the CPU at full float32 matmul precision this is a batched dot product (``bmm`` of each joint's row with
-    itself): one read of the volume and no squared temporary, 3.5× faster than ``square().sum()`` for a batch of 8
-    at 64³, with a relative error of about 10⁻⁶ (the test bound is 10⁻⁵). Elsewhere (GPUs, where TF32 may be allowed
-    for matmuls, or a lowered ``torch.set_float32_matmul_precision``) it is the plain reduction.
-    """
-    b, j = volumes.shape[:2]
-    if volumes.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest":
-        rows = volumes.reshape(b * j, 1, -1)
-        return torch.bmm(rows, rows.transpose(1, 2)).reshape(b, j)
-    return volumes.square().sum(dim=(2, 3, 4))
-
-
-class _ResidualHeatmapMSE(torch.autograd.Function):
-    """:meth:`HeatmapCodec.heatmap_mse` with a hand-written, memory-lean backward w.r.t. ``pred`` only.
-
-    Forward: residual = pred − peak · g_z ⊗ g_y ⊗ g_x (:meth:`HeatmapCodec.residual`), loss = Σ valid[b, j] ·
-    Σ residual² / N. Backward: d loss / d pred = 2 · residual · valid[b, j] / N · grad_out, the saved residual
-    scaled in place (so a second backward through the same graph is refused with a clear error). The only
-    volume-sized tensor besides the prediction is the residual, which becomes the gradient.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        pred: torch.Tensor,
-        coords_hm: torch.Tensor,
-        valid: torch.Tensor,
-        codec: HeatmapCodec,
-    ) -> torch.Tensor:
-        residual = codec.residual(pred, coords_hm)
-        mask = valid.to(device=pred.device, dtype=residual.dtype)
-        ctx.save_for_backward(residual, mask)
-        ctx.pred_dtype = pred.dtype
-        ctx.residual_consumed = False
-        return (_sum_of_squares(residual) * mask).sum() / pred.numel()
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
-    ) -> tuple[torch.Tensor | None, None, None, None]:
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None
-        if ctx.residual_consumed:
-            raise RuntimeError(
-                "heatmap_mse: a second backward through the same loss is not supported (its backward turns the saved "
-                "residual into the gradient in place); use HeatmapCodec.heatmap_mse_dense for retain_graph=True"
-            )
-        residual, mask = ctx.saved_tensors
-        scale = mask * (2.0 / residual.numel()) * grad_out.to(residual.dtype)
-        ctx.residual_consumed = True
-        grad = residual.mul_(scale[..., None, None, None])  # the residual is not needed again: no new volume
-        return grad.to(ctx.pred_dtype), None, None, None
-
-
-__all__ = ["HeatmapCodec"]
+__all__ = ["HeatmapCodec", "compute_dtype"]

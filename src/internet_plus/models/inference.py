@@ -18,16 +18,13 @@ forward pass gives the same outputs up to floating-point rounding, faster:
   (the two weights side by side), the other layers are grouped convolutions with 2 groups (one per hand), and the
   heatmap volume comes out of the last grouped 1×1 convolution already in place: no concatenation, and half the
   number of kernel calls, each twice as wide.
-* **The first deconvolution as one matrix product and a col2im**
-  (:class:`~internet_plus.models.layers.gemm_deconv.GemmConvTranspose2d`). PoseNet's first deconvolution reads 2048
-  channels on an 8×8 map: oneDNN's transposed convolution runs it at ~40 % of the machine's matmul rate on the CPU,
-  while the same layer written as ``X (B·h·w × C) @ W (C × C_out·16)`` followed by ``F.fold`` (scatter-adding the
-  4×4 patches into the 16×16 output) runs at ~75 % (measured, batch 8). PoseNet is built with it (training uses it
-  too); the merged branches keep it, and ``gemm_first_deconv=False`` swaps oneDNN's kernel back in.
 * **Channels-last memory format** (NHWC), which oneDNN's depthwise and 1×1 convolutions prefer on the CPU and
   tensor cores prefer on the GPU.
 * optionally **``torch.compile``**, which fuses the chains of element-wise operations (hard-swish, coordinate
   attention's products, ACON-C) into single loops.
+
+The CPU's own speed-up for PoseNet's first deconvolution is not here: ``accel=auto`` applies it to the copy
+(:func:`internet_plus.accel.accelerate_inference`).
 
 The result is for inference only: gradients are off, BN statistics are frozen into weights, and the module keeps the
 forward signature ``images -> outputs dict`` of the original. Tests (``tests/test_inference_optimizations.py``)
@@ -37,13 +34,13 @@ check each rewrite against the unmodified model.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d, as_plain_deconv
 from internet_plus.models.layers.inverted_residual import InvertedResidual
 
 if TYPE_CHECKING:
@@ -239,15 +236,6 @@ def merge_heatmap_branches(posenet: PoseNet) -> None:
     posenet.left_hand = None
 
 
-def first_deconv_as_plain(posenet: PoseNet) -> None:
-    """PoseNet's first deconvolution back to oneDNN's transposed convolution (to measure what the GEMM buys)."""
-    branches = [posenet.merged_heatmaps.layers] if posenet.merged_heatmaps is not None else []
-    branches += [b for b in (posenet.right_hand, posenet.left_hand) if b is not None]
-    for branch in branches:
-        if isinstance(branch[0], GemmConvTranspose2d):
-            branch[0] = as_plain_deconv(branch[0])
-
-
 @torch.no_grad()
 def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, passes: int = 3) -> None:
     """Give every BatchNorm the running statistics of ``images`` (cumulative average over ``passes`` forward passes),
@@ -277,10 +265,10 @@ def optimize_for_inference(
     fold_bn: bool = True,
     hoist_strides: bool = True,
     merge_branches: bool = True,
-    gemm_first_deconv: bool = True,
     channels_last: bool = True,
     compile: bool = False,
     compile_options: dict[str, Any] | None = None,
+    before_compile: Callable[[nn.Module], Any] | None = None,
 ) -> nn.Module:
     """A frozen, faster copy of ``model`` for inference (the module docstring lists the rewrites).
 
@@ -288,7 +276,7 @@ def optimize_for_inference(
     ``torch.inference_mode()``. With ``compile=True`` the copy is wrapped by ``torch.compile`` with Inductor's
     ``freezing`` (weights become constants: convolutions get prepacked oneDNN weights with their activation fused
     on the CPU) unless ``compile_options`` (passed on to ``torch.compile``) say otherwise; it compiles on the first
-    call of each input shape (≈ 12 s for InterNet+ on 2 CPU cores).
+    call of each input shape (seconds; the compile times are in experiments/performance).
     """
     fast = copy.deepcopy(model).eval()
     if fold_bn:
@@ -297,12 +285,12 @@ def optimize_for_inference(
         hoist_strides_into_projections(fast)
     if merge_branches:
         merge_heatmap_branches(fast.posenet)
-    if not gemm_first_deconv:
-        first_deconv_as_plain(fast.posenet)
     if channels_last:
         fast.channels_last = True
         fast.to(memory_format=torch.channels_last)
     fast.requires_grad_(False)
+    if before_compile is not None:  # e.g. accel.accelerate_inference: module swaps that compilation should see
+        before_compile(fast)
     if compile:
         options = compile_options if compile_options is not None else {"options": {"freezing": True}}
         return torch.compile(fast, **options)  # type: ignore[return-value]
@@ -313,7 +301,6 @@ __all__ = [
     "ATTRIBUTE_PAIRS",
     "calibrate_batchnorm",
     "MergedHeatmapBranches",
-    "first_deconv_as_plain",
     "fold_batchnorm",
     "hoist_strides_into_projections",
     "merge_heatmap_branches",

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from internet_plus.joints import JOINTS_PER_HAND
-from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d
 
 
 def soft_argmax_1d(logits: torch.Tensor) -> torch.Tensor:
@@ -45,11 +44,9 @@ class HeatmapBranch(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = []
         width = in_channels
-        for index in range(num_deconv):
-            # The first one (2048 channels on 8×8) as GEMM + col2im on the CPU: same layer, faster (gemm_deconv.py).
-            deconv_class = GemmConvTranspose2d if index == 0 else nn.ConvTranspose2d
+        for _ in range(num_deconv):
             layers += [
-                deconv_class(width, deconv_channels, 4, stride=2, padding=1, output_padding=0, bias=False),
+                nn.ConvTranspose2d(width, deconv_channels, 4, stride=2, padding=1, output_padding=0, bias=False),
                 nn.BatchNorm2d(deconv_channels),
                 nn.ReLU(inplace=True),
             ]

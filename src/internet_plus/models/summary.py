@@ -2,7 +2,8 @@
 
 ``python -m internet_plus.models.summary --backbone internet_plus --input-size 256`` prints Table 1 with the output
 shape and parameter count of every row, the total, and the size in MiB as the paper's Table 3 counts it
-(parameters × 4 bytes / 2^20). ``--posenet`` adds InterNet's PoseNet head and the whole model's total.
+(parameters × 4 bytes / 2^20). ``--posenet`` adds InterNet's PoseNet head and the whole model's total. The
+backbones are the members of the registry, ``conf/backbone/*.yaml`` (:mod:`internet_plus.models.backbones.registry`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-
-#: CLI backbone names -> (``build_backbone`` name, fields); the variants are the paper's ablations (Tables 6-7).
-BACKBONE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "internet_plus": ("internet_plus", {}),
-    "internet_plus_se": ("internet_plus", {"attention": "se"}),
-    "internet_plus_no_ca": ("internet_plus", {"attention": "none"}),
-    "internet_plus_no_fca": ("internet_plus", {"fca": False}),
-    "resnet50": ("resnet50", {}),
-}
 
 
 class SummaryRow(NamedTuple):
@@ -182,22 +174,22 @@ def model_summary(model: nn.Module, input_size: int = 256) -> str:
 
 
 def build_named_backbone(name: str) -> nn.Module:
-    """A backbone by its CLI name (``BACKBONE_VARIANTS``)."""
+    """A backbone by its registry name (``conf/backbone/<name>.yaml``); ``ValueError`` listing the names if unknown."""
     from internet_plus.models.backbones import build_backbone
+    from internet_plus.models.backbones.registry import backbone_config
 
-    if name not in BACKBONE_VARIANTS:
-        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONE_VARIANTS)}")
-    builder_name, fields = BACKBONE_VARIANTS[name]
-    return build_backbone(builder_name, **fields)
+    return build_backbone(backbone_config(name))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: print a backbone's Table 1 summary (and optionally PoseNet's)."""
+    from internet_plus.models.backbones.registry import backbone_names
+
     parser = argparse.ArgumentParser(
         prog="python -m internet_plus.models.summary",
         description="Per-layer output shapes and parameter counts (paper Tables 1 and 3).",
     )
-    parser.add_argument("--backbone", choices=list(BACKBONE_VARIANTS), default="internet_plus")
+    parser.add_argument("--backbone", choices=backbone_names(), default="internet_plus")
     parser.add_argument("--input-size", type=int, default=256, help="side of the square input image (default 256)")
     parser.add_argument("--posenet", action="store_true", help="also summarise InterNet's PoseNet head")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ import pytorch_lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from internet_plus.accel import Accel
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.tasks.common import (
     check_accelerator,
@@ -27,7 +28,6 @@ from internet_plus.tasks.common import (
     tidy_logging,
     write_metrics_json,
 )
-from internet_plus.utils.allocator import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,13 @@ def _data_overridden() -> bool:
     except ValueError:  # not running under Hydra
         return False
     return any(o.startswith(DATA_OVERRIDE_PREFIXES) for o in overrides)
+
+
+#: DataModule classes that moved, as checkpoints saved before the move name them (their ``data_config``).
+MOVED_DATAMODULES = {
+    "internet_plus.data.datamodule.RHDDataModule": "internet_plus.data.rhd.RHDDataModule",
+    "internet_plus.data.datamodule.SyntheticDataModule": "internet_plus.data.synthetic.datamodule.SyntheticDataModule",
+}
 
 
 def evaluation_data(cfg: DictConfig, saved: dict[str, Any] | None, ckpt: Path) -> tuple[DictConfig, str]:
@@ -71,6 +78,7 @@ def evaluation_data(cfg: DictConfig, saved: dict[str, Any] | None, ckpt: Path) -
             ckpt,
         )
         return cfg.data, "the eval config (the checkpoint has none)"
+    saved = {**saved, "_target_": MOVED_DATAMODULES.get(saved.get("_target_"), saved.get("_target_"))}
     return OmegaConf.create(saved), f"the checkpoint ({ckpt.name})"
 
 
@@ -81,8 +89,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
-    if cfg.get("keep_freed_memory", True):
-        keep_freed_memory()  # utils/allocator.py: big per-step tensors reuse memory instead of page-faulting
     L.seed_everything(cfg.seed, workers=True)
     model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     data_cfg, origin = evaluation_data(cfg, model.data_config, ckpt)
@@ -98,7 +104,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     with finish_wandb():
         loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "eval"))
-        trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+        trainer: L.Trainer = hydra.utils.instantiate(
+            cfg.trainer, logger=loggers or False, callbacks=[Accel(cfg.get("accel", "auto"))]
+        )
         trainer.test(model, datamodule=datamodule, verbose=False)  # our table below says it once
         results = dict(model.test_results)
         if trainer.is_global_zero:

@@ -1,22 +1,9 @@
 """``python predict.py ckpt_path=<file> input=<image|folder|video>``: 3-D hand pose for images without labels.
 
-Inputs (``input=``): one image file, a folder (its ``.jpg``/``.jpeg``/``.png``/``.bmp`` files in sorted order; other
-files are ignored) or a video file (``.mp4``/``.avi``/``.mov``/``.mkv``/``.webm``/``.m4v``, read with
-``cv2.VideoCapture``; frame k is named ``<video stem>_<k:06d>``).
-
-The hand box of each image comes from ``boxes=<file.json>``, an object ``{"<file name>": [x, y, w, h], ...}`` in
-original-image pixels (for a video frame the key is the frame name, else the video's file name for every frame), or
-is the whole image when no boxes file is given. An image that a given boxes file has no entry for is an error record
-in ``errors.json`` (the other images go on), unless ``boxes_missing=whole_image`` asks for the whole image. As in
-evaluation, the box goes through InterNet's ``process_bbox`` (square, ×1.25) and the identity crop (no shift,
-rotation or flip) to the network's S×S input.
-
-Intrinsics: ``focal`` (one number or ``[fx, fy]``, pixels) defaults to the image width for both axes, ``princpt``
-(``[cx, cy]``) to the image centre ``(W/2, H/2)``, and the absolute right-wrist depth to ``root_depth_mm`` (500 mm);
-the left wrist is placed at that depth plus the predicted relative root depth. These only matter for the camera-frame
-output: the z components of the root-relative joints do not depend on them at all, while their x, y components scale
-roughly with ``root_depth_mm / focal`` (a hand crop of fixed pixel size is a bigger hand farther away), and the
-absolute camera coordinates depend on them fully. The 2-D joints in the original image do not depend on them.
+Inputs (an image, a folder of images or a video), their hand boxes (``boxes=<file.json>`` or the whole image) and
+the assumed intrinsics (``focal``, ``princpt``, ``root_depth_mm``) are described in
+:mod:`internet_plus.tasks.predict_inputs`, which reads and crops them; this module runs the network and writes the
+outputs, drawn by :mod:`internet_plus.visualize`.
 
 Outputs (into ``out=`` when given, which must not exist or be empty, else into the Hydra run directory
 ``logs/predict/runs/<time>``), per input named ``<name>`` (the file stem, or the frame name):
@@ -44,9 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,239 +40,25 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from internet_plus.data.transforms import AugParams, crop_affine, process_bbox, warp_image
-from internet_plus.joints import BONES, HAND_NAMES, JOINT_NAMES, JOINTS_PER_HAND, NUM_JOINTS, hand_slice
+from internet_plus.accel import accelerate_inference
+from internet_plus.joints import HAND_NAMES, JOINT_NAMES
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.metrics.pose import root_relative
 from internet_plus.models.inference import optimize_for_inference
-from internet_plus.utils.allocator import keep_freed_memory
-from internet_plus.visualize import HAND_COLORS, draw_skeleton
+from internet_plus.tasks.predict_inputs import (
+    Frame,
+    PredictError,
+    Prepared,
+    count_frames,
+    iter_frames,
+    load_boxes,
+    prepare,
+)
+from internet_plus.visualize import draw_hands, save_3d_plot
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "VIDEO_EXTENSIONS",
-    "Frame",
-    "PredictError",
-    "iter_frames",
-    "load_boxes",
-    "make_record",
-    "prepare",
-    "run",
-]
+__all__ = ["make_record", "run"]
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-class PredictError(ValueError):
-    """An input that cannot be predicted (unreadable file, bad box); reported in ``errors.json``."""
-
-
-@dataclass
-class Frame:
-    """One input image.
-
-    Attributes:
-        name: output name (file stem or ``<video stem>_<frame:06d>``).
-        source: the file it came from.
-        keys: keys to look its box up under in the boxes JSON, first match wins.
-        image: H×W×3 RGB ``uint8``, or ``None`` when it could not be read.
-        error: why it could not be read.
-        frame: the frame index for a video, else ``None``.
-    """
-
-    name: str
-    source: str
-    keys: tuple[str, ...]
-    image: np.ndarray | None = None
-    error: str | None = None
-    frame: int | None = None
-
-
-@dataclass
-class Prepared:
-    """A frame ready for the network: its crop and everything needed to map the predictions back."""
-
-    frame: Frame
-    crop: np.ndarray  # 3×S×S float32 in [0, 1]
-    inv_trans: np.ndarray  # 2×3, crop pixels -> original pixels
-    box: list[float]
-    box_source: str
-    box_processed: list[float]
-    focal: list[float]
-    princpt: list[float]
-
-
-# --------------------------------------------------------------------------------------------------- inputs
-
-
-def _read_image(path: Path) -> np.ndarray:
-    """An image file as RGB ``uint8`` (cv2, so 16-bit and grey images are converted); raises :class:`PredictError`."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if image is None:
-        raise PredictError(f"cannot read {path} as an image (missing, empty, corrupt or an unsupported format)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _unique(name: str, used: set[str]) -> str:
-    out, k = name, 1
-    while out in used:
-        out, k = f"{name}_{k}", k + 1
-    used.add(out)
-    return out
-
-
-def count_frames(path: Path) -> int | None:
-    """How many inputs ``path`` holds (a video's declared frame count), or ``None`` when unknown."""
-    if path.is_dir():
-        return sum(1 for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
-        capture = cv2.VideoCapture(str(path))
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-        capture.release()
-        return count or None
-    return 1
-
-
-def iter_frames(path: str | Path) -> Iterator[Frame]:
-    """The inputs of ``path`` (an image, a folder of images or a video), lazily, with unreadable ones flagged.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        PredictError: ``path`` is a file of an unknown type, a video that cannot be opened, or a folder with no image.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"input={path}: no such file or folder")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise PredictError(f"input={path}: the folder has no {'/'.join(IMAGE_EXTENSIONS)} file")
-        used: set[str] = set()
-        for file in files:
-            yield _image_frame(file, _unique(file.stem, used))
-    elif path.suffix.lower() in IMAGE_EXTENSIONS:
-        yield _image_frame(path, path.stem)
-    elif path.suffix.lower() in VIDEO_EXTENSIONS:
-        yield from _video_frames(path)
-    else:
-        raise PredictError(
-            f"input={path}: unknown file type {path.suffix!r} (images: {', '.join(IMAGE_EXTENSIONS)}; "
-            f"videos: {', '.join(VIDEO_EXTENSIONS)})"
-        )
-
-
-def _image_frame(file: Path, name: str) -> Frame:
-    frame = Frame(name=name, source=str(file), keys=(file.name, file.stem))
-    try:
-        frame.image = _read_image(file)
-    except PredictError as err:
-        frame.error = str(err)
-    return frame
-
-
-def _video_frames(path: Path) -> Iterator[Frame]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise PredictError(f"input={path}: cv2.VideoCapture cannot open this video")
-    try:
-        index = 0
-        while True:
-            ok, image = capture.read()
-            if not ok or image is None:
-                break
-            name = f"{path.stem}_{index:06d}"
-            yield Frame(
-                name=name,
-                source=str(path),
-                keys=(name, path.name, path.stem),
-                image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
-                frame=index,
-            )
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        raise PredictError(f"input={path}: no frame could be decoded from this video")
-
-
-def load_boxes(path: str | Path | None) -> dict[str, Any]:
-    """The boxes JSON ``{"<file name>": [x, y, w, h]}`` (``{}`` for ``None``); raises ValueError when malformed."""
-    if path is None:
-        return {}
-    file = Path(path).expanduser()
-    try:
-        boxes = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"boxes={path}: cannot read the boxes JSON: {err}") from err
-    if not isinstance(boxes, dict):
-        raise ValueError(f'boxes={path}: expected an object {{"<file name>": [x, y, w, h], ...}}')
-    return boxes
-
-
-def _validate_box(value: Any, width: int, height: int) -> list[float]:
-    """A given box as four floats; :class:`PredictError` when it is unusable."""
-    try:
-        box = [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise PredictError(f"box {value!r} is not a list of four numbers [x, y, w, h]") from None
-    if len(box) != 4:
-        raise PredictError(f"box {value!r} has {len(box)} values, expected four [x, y, w, h]")
-    if not all(math.isfinite(v) for v in box):
-        raise PredictError(f"box {box} has a non-finite value")
-    x, y, w, h = box
-    if w <= 0 or h <= 0:
-        raise PredictError(f"box {box} has a non-positive width or height")
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise PredictError(f"box {box} lies outside the {width}×{height} image")
-    return box
-
-
-def _intrinsic(value: Any, default: tuple[float, float], name: str) -> list[float]:
-    if value is None:
-        return [float(default[0]), float(default[1])]
-    values = [float(value)] * 2 if isinstance(value, int | float) else [float(v) for v in value]
-    if len(values) != 2 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name}={value!r}: expected one number or two [x, y]")
-    return values
-
-
-def prepare(frame: Frame, boxes: dict[str, Any], input_size: int, cfg: DictConfig) -> Prepared:
-    """Crop one readable frame as evaluation does (``process_bbox``, identity crop); raises :class:`PredictError`."""
-    if frame.image is None:
-        raise PredictError(frame.error or "the image could not be read")
-    height, width = frame.image.shape[:2]
-    key = next((k for k in frame.keys if k in boxes), None)
-    if key is None and cfg.get("boxes") and cfg.get("boxes_missing", "error") != "whole_image":
-        raise PredictError(
-            f"no box for it in boxes={cfg.get('boxes')} (looked up under {', '.join(map(repr, frame.keys))}); add "
-            "one, or set boxes_missing=whole_image to use the whole image for images without a box"
-        )
-    if key is None:
-        box, box_source = [0.0, 0.0, float(width), float(height)], "whole_image"
-    else:
-        box, box_source = _validate_box(boxes[key], width, height), f"boxes[{key!r}]"
-    processed = process_bbox(box)
-    trans, inv_trans = crop_affine(processed, AugParams.identity(), input_size, width)
-    crop = warp_image(frame.image.astype(np.float32), trans, input_size) * np.float32(1.0 / 255.0)
-    focal = _intrinsic(cfg.get("focal"), (width, width), "focal")
-    if focal[0] <= 0 or focal[1] <= 0:
-        raise ValueError(f"focal={cfg.get('focal')!r} must be positive")
-    princpt = _intrinsic(cfg.get("princpt"), (width / 2.0, height / 2.0), "princpt")
-    return Prepared(
-        frame=frame,
-        crop=np.ascontiguousarray(crop.transpose(2, 0, 1)),
-        inv_trans=inv_trans,
-        box=box,
-        box_source=box_source,
-        box_processed=[float(v) for v in processed],
-        focal=focal,
-        princpt=princpt,
-    )
-
 
 # --------------------------------------------------------------------------------------------------- network
 
@@ -378,54 +149,6 @@ def make_record(item: Prepared, pred: dict[str, np.ndarray], cfg: DictConfig) ->
     }
 
 
-# --------------------------------------------------------------------------------------------------- drawing
-
-
-def _overlay(image: np.ndarray, joints_2d: np.ndarray, drawn: Sequence[int]) -> np.ndarray:
-    valid = np.zeros(NUM_JOINTS)
-    for hand in drawn:
-        valid[hand_slice(hand)] = 1.0
-    return draw_skeleton(image, joints_2d, valid)
-
-
-def _plot_3d(joints_cam: np.ndarray, drawn: Sequence[int], title: str, path: Path) -> None:
-    """Save a 3-D plot of the drawn hands in the camera frame, in mm relative to the first drawn hand's wrist."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    origin = joints_cam[drawn[0] * JOINTS_PER_HAND]
-    pts = joints_cam - origin
-    fig = plt.figure(figsize=(4.5, 4.5), dpi=100)
-    try:
-        ax = fig.add_subplot(projection="3d")
-        shown = np.zeros(NUM_JOINTS, dtype=bool)
-        for hand in drawn:
-            shown[hand_slice(hand)] = True
-        for parent, child in BONES:
-            if shown[parent] and shown[child]:
-                color = np.array(HAND_COLORS[child // JOINTS_PER_HAND]) / 255.0
-                seg = pts[[parent, child]]
-                # plotted as (x, z, −y): camera x right, depth into the page, image-up is up
-                ax.plot(seg[:, 0], seg[:, 2], -seg[:, 1], color=color, linewidth=2)
-        sel = pts[shown]
-        ax.scatter(sel[:, 0], sel[:, 2], -sel[:, 1], s=8, c="k")
-        centre = (sel.max(0) + sel.min(0)) / 2.0
-        half = max(float((sel.max(0) - sel.min(0)).max()) / 2.0, 1.0)
-        ax.set_xlim(centre[0] - half, centre[0] + half)
-        ax.set_ylim(centre[2] - half, centre[2] + half)
-        ax.set_zlim(-centre[1] - half, -centre[1] + half)
-        ax.set_box_aspect((1, 1, 1))
-        ax.set_xlabel("x (mm)")
-        ax.set_ylabel("z (mm)")
-        ax.set_zlabel("−y (mm)")
-        ax.set_title(title, fontsize=9)
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
-
-
 # --------------------------------------------------------------------------------------------------- the task
 
 
@@ -482,8 +205,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     model.eval().to(device)
     if cfg.get("optimize", True):  # the exact inference rewrites of models/inference.py
-        keep_freed_memory()
         model = optimize_for_inference(model)  # type: ignore[assignment]
+    accelerate_inference(model, cfg.get("accel", "auto"))  # CPU only (accel.py)
     input_size = int(model.codec.input_size)
     root_depth = float(cfg.get("root_depth_mm", 500.0))
     threshold = float(cfg.get("hand_threshold", 0.5))
@@ -506,11 +229,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             _write_json(out_dir / f"{frame.name}.json", record)
             drawn = _drawn_hands(pred["hand_prob"], threshold)
             if cfg.get("save_overlay", True):
-                overlay = _overlay(frame.image, pred["joints_2d"], drawn)
+                overlay = draw_hands(frame.image, pred["joints_2d"], drawn)
                 cv2.imwrite(str(out_dir / f"{frame.name}_overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
             if cfg.get("save_plot_3d", True):
                 hands = "+".join(HAND_NAMES[h] for h in drawn)
-                _plot_3d(pred["joints_cam"], drawn, f"{frame.name} ({hands})", out_dir / f"{frame.name}_3d.png")
+                save_3d_plot(pred["joints_cam"], drawn, f"{frame.name} ({hands})", out_dir / f"{frame.name}_3d.png")
             written.append(frame.name)
         pending.clear()
 

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from internet_plus.models.backbones.registry import backbone_node
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ResumeMismatchError", "check_resume_compatible", "find_last_checkpoint", "resolve_resume"]
@@ -99,7 +101,10 @@ def check_resume_compatible(path: str | Path, model_cfg: DictConfig | Mapping[st
     saved = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
     if not isinstance(saved, Mapping):
         raise ResumeMismatchError(f"{path} holds no saved hyperparameters: not a checkpoint of this project's model")
-    diffs = _differences(dict(saved), _plain_model_config(model_cfg), "model")
+    saved = dict(saved)
+    if isinstance(saved.get("backbone"), Mapping) and "name" in saved["backbone"]:
+        saved["backbone"] = backbone_node(saved["backbone"])  # saved before the backbone registry: name -> _target_
+    diffs = _differences(saved, _plain_model_config(model_cfg), "model")
     if diffs:
         shown = "\n  ".join(diffs[:20])
         raise ResumeMismatchError(

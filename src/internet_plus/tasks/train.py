@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from internet_plus.accel import Accel
 from internet_plus.callbacks import AtomicCheckpointIO, SigtermCheckpoint
 from internet_plus.tasks.common import (
     check_accelerator,
@@ -33,7 +34,6 @@ from internet_plus.tasks.common import (
     write_metrics_json,
 )
 from internet_plus.tasks.resume import resolve_resume
-from internet_plus.utils.allocator import keep_freed_memory
 from internet_plus.wandb_dashboard import dashboard_callbacks
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     check_launch_mode(cfg)
     check_accelerator(cfg.trainer)
     resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
-    if cfg.get("keep_freed_memory", True):
-        keep_freed_memory()  # utils/allocator.py: big per-step tensors reuse memory instead of page-faulting
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
 
     log.info("data: %s", cfg.data._target_)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    log.info("model: backbone %s", cfg.model.backbone.name)
+    choice = HydraConfig.get().runtime.choices.get("backbone") if HydraConfig.initialized() else "?"
+    log.info("model: backbone %s (%s)", choice, cfg.model.backbone._target_)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
     model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # saved with every checkpoint
 
@@ -113,6 +112,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with finish_wandb():
         loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "train"))
         callbacks = instantiate_callbacks(cfg.get("callbacks")) + dashboard_callbacks(loggers)
+        callbacks.append(Accel(cfg.get("accel", "auto")))  # CPU speed-ups, opt-in (accel.py)
         if not loggers:  # nothing to send learning rates to (logger=none)
             callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
         trainer: L.Trainer = hydra.utils.instantiate(

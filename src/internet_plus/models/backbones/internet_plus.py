@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from internet_plus.models.layers import AconC, DepthwiseConv2d, InvertedResidual, MetaAconC, MultiSpectralAttention
+from internet_plus.models.layers import AconC, InvertedResidual, MetaAconC, MultiSpectralAttention
 from internet_plus.models.layers.inverted_residual import ATTENTIONS
 
 
@@ -132,7 +132,7 @@ def _build_layer(row: Table1Row, in_ch: int, fca_dct_size: int) -> nn.Module:
     if row.name == "Separable Conv 1":  # depthwise
         assert k is not None and in_ch == out
         return nn.Sequential(
-            DepthwiseConv2d(in_ch, k, stride=s),
+            nn.Conv2d(in_ch, out, k, stride=s, padding=k // 2, groups=in_ch, bias=False),
             nn.BatchNorm2d(out),
             nn.ReLU(),
         )

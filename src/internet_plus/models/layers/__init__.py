@@ -2,24 +2,18 @@
 
 from internet_plus.models.layers.acon import AconC, MetaAconC, acon_c
 from internet_plus.models.layers.coord_attention import CoordinateAttention
-from internet_plus.models.layers.depthwise import DepthwiseConv2d
 from internet_plus.models.layers.fca import MultiSpectralAttention, dct_filters, get_freq_indices
-from internet_plus.models.layers.gemm_deconv import GemmConvTranspose2d, as_plain_deconv, conv_transpose2d_gemm
 from internet_plus.models.layers.inverted_residual import InvertedResidual, make_attention
 from internet_plus.models.layers.squeeze_excite import SqueezeExcite
 
 __all__ = [
     "AconC",
     "CoordinateAttention",
-    "DepthwiseConv2d",
-    "GemmConvTranspose2d",
     "InvertedResidual",
     "MetaAconC",
     "MultiSpectralAttention",
     "SqueezeExcite",
     "acon_c",
-    "as_plain_deconv",
-    "conv_transpose2d_gemm",
     "dct_filters",
     "get_freq_indices",
     "make_attention",

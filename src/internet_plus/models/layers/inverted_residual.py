@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from internet_plus.models.layers.coord_attention import CoordinateAttention
-from internet_plus.models.layers.depthwise import DepthwiseConv2d
 from internet_plus.models.layers.squeeze_excite import SqueezeExcite
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "hswish": nn.Hardswish}
@@ -65,7 +64,7 @@ class InvertedResidual(nn.Module):
         self.use_shortcut = stride == 1 and in_ch == out_ch
         self.expand = nn.Sequential(nn.Conv2d(in_ch, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act_cls())
         self.depthwise = nn.Sequential(
-            DepthwiseConv2d(hidden, kernel, stride=stride),
+            nn.Conv2d(hidden, hidden, kernel, stride=stride, padding=kernel // 2, groups=hidden, bias=False),
             nn.BatchNorm2d(hidden),
             act_cls(),
         )

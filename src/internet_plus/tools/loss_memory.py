@@ -1,4 +1,5 @@
-"""Peak tensor memory of the heatmap loss + backward, lean (:meth:`HeatmapCodec.heatmap_mse`) vs dense (InterNet).
+"""Peak tensor memory of the heatmap loss + backward, lean (:func:`~internet_plus.models.losses.lean_heatmap_mse`)
+vs dense (InterNet, :func:`~internet_plus.models.losses.dense_heatmap_mse`).
 
 The performance target: "the heatmap loss without the dense Gaussian target volume (InterNet renders
 42×64³ floats per sample, 672 MiB per batch of 16, and keeps several same-sized intermediates): identical loss and
@@ -10,12 +11,9 @@ predicted heatmaps (forward + ``torch.autograd.grad``), on CPU, in float32, at t
 voxels) by default. The prediction is counted (it is alive throughout), so is its gradient; the targets (B×J×3
 coordinates, B×J validity) are built before the measurement and are negligible.
 
-**How.** :class:`TensorMemoryMeter` is a ``TorchDispatchMode``: after every ATen operator (autograd's backward ops
-included, they run through the same dispatcher) it drops the storages that have died since the last operator
-(``StorageWeakRef.expired``), adds the storages of the operator's outputs that it has not seen (each untyped storage
-once, by identity, with its ``nbytes``; views and in-place results add nothing) and keeps the maximum of the sum.
-The count is exact and deterministic at operator granularity: a kernel's internal scratch buffers (not tensors) are
-not seen, and the peak is sampled at operator boundaries, where the outputs are alive together with the inputs.
+**How.** :class:`~internet_plus.tools.memory.TensorMemoryMeter` counts the live tensor storage after every ATen
+operator (autograd's backward ops included) and keeps its peak; exact and deterministic at operator granularity (see
+:mod:`internet_plus.tools.memory`).
 
 Two figures are reported per sample (peak / batch size), both for lean and dense and as the ratio lean / dense:
 
@@ -24,76 +22,26 @@ Two figures are reported per sample (peak / batch size), both for lean and dense
 * **beyond prediction and gradient** - total peak minus the prediction and its gradient, which every formulation must
   hold (the network produces the one and back-propagates the other): the loss's own overhead.
 
-``python -m internet_plus.models.loss_memory [--batch-size 16] [--heatmap-size 64] [--depth-bins 64] [--json F]``
+``python -m internet_plus.tools.loss_memory [--batch-size 16] [--heatmap-size 64] [--depth-bins 64] [--json F]``
 prints the table (and writes the numbers as JSON).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from internet_plus.models.codec import HeatmapCodec
+from internet_plus.models.losses import dense_heatmap_mse, lean_heatmap_mse
+from internet_plus.tools.memory import TensorMemoryMeter
 from internet_plus.utils.reports import write_json_report
 
-__all__ = ["TensorMemoryMeter", "compare_loss_memory", "loss_peak_memory", "main"]
+__all__ = ["compare_loss_memory", "format_table", "loss_peak_memory", "main"]
 
 MIB = 1024.0**2
-
-
-class TensorMemoryMeter(TorchDispatchMode):
-    """Live tensor storage bytes and their peak, counted per ATen operator (see the module docstring).
-
-    Storages that exist before the meter is entered are not counted unless registered with :meth:`track`; ``peak``
-    is therefore the peak above the starting point (plus what was tracked).
-
-    Attributes:
-        current: bytes of the counted storages alive after the last operator.
-        peak: the maximum of ``current`` since the meter was created.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._live: dict[int, tuple[StorageWeakRef, int]] = {}
-        self.current = 0
-        self.peak = 0
-
-    def _release_dead(self) -> None:
-        dead = [key for key, (ref, _) in self._live.items() if ref.expired()]
-        for key in dead:
-            self.current -= self._live.pop(key)[1]
-
-    def track(self, *tensors: torch.Tensor) -> None:
-        """Count the storages of ``tensors`` (e.g. inputs made before the meter was entered) from now on."""
-        self._release_dead()
-        for tensor in tensors:
-            storage = tensor.untyped_storage()
-            nbytes = int(storage.nbytes())
-            if nbytes == 0:
-                continue
-            ref = StorageWeakRef(storage)
-            if ref.cdata not in self._live:
-                self._live[ref.cdata] = (ref, nbytes)
-                self.current += nbytes
-        self.peak = max(self.peak, self.current)
-
-    def __torch_dispatch__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        out = func(*args, **(kwargs or {}))
-        self.track(*(t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)))
-        return out
 
 
 def _targets(
@@ -116,8 +64,8 @@ def loss_peak_memory(
     Args:
         codec: gives the volume (D, H, W), the input size and the Gaussian.
         batch_size: B.
-        dense: measure :meth:`HeatmapCodec.heatmap_mse_dense` (InterNet's dense target) instead of the lean
-            :meth:`HeatmapCodec.heatmap_mse`.
+        dense: measure :func:`dense_heatmap_mse` (InterNet's dense target) instead of the lean
+            :func:`lean_heatmap_mse`.
         num_joints: J (42 = two hands, as InterNet).
         seed: seed of the prediction and the targets.
 
@@ -132,11 +80,11 @@ def loss_peak_memory(
     coords, valid = _targets(codec, batch_size, num_joints, generator)
     shape = (batch_size, num_joints, *codec.volume_shape)
     pred = (torch.rand(shape, generator=generator) * codec.peak).requires_grad_(True)
-    loss_fn = codec.heatmap_mse_dense if dense else codec.heatmap_mse
+    loss_fn = dense_heatmap_mse if dense else lean_heatmap_mse
     with torch.enable_grad(), TensorMemoryMeter() as meter:
         meter.track(pred)
         start = meter.current
-        loss = loss_fn(pred, coords, valid)
+        loss = loss_fn(codec, pred, coords, valid)
         (grad,) = torch.autograd.grad(loss, pred)
     if tuple(grad.shape) != shape:  # pragma: no cover - defensive
         raise RuntimeError("the gradient does not have the prediction's shape")

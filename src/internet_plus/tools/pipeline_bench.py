@@ -9,11 +9,11 @@ cores" (the defaults are :func:`internet_plus.data.datamodule.resolve_num_worker
 DataLoader worker does per sample: read the file, decode it, draw the augmentation, warp, colour-scale, normalise
 and assemble the target tensors. Collation and inter-process transfer are not included.
 
-**How.** A small fake tree of each format is written into a temporary folder: RHD_published_v2 by the synthetic
+**How.** A small synthetic tree of each format is written into a temporary folder: RHD_published_v2 by the synthetic
 generator (:func:`internet_plus.data.synthetic.generate.generate_rhd_dataset`: rendered hands on a textured
-background, 320×320 colour, mask and depth PNGs as the official files) and InterHand2.6M v1.0 annotations by
-:func:`internet_plus.data.interhand_bench.write_fake_split` plus 512×334 JPEG frames (quality 95, smooth random
-content with sensor-like noise, in the size range of real frames). The process is pinned to one core
+background, 320×320 colour, mask and depth PNGs as the official files) and InterHand2.6M v1.0 annotations with
+512×334 JPEG frames (quality 95, smooth random content with sensor-like noise, in the size range of real frames) by
+:func:`internet_plus.data.synthetic.interhand.write_interhand_split`. The process is pinned to one core
 (``os.sched_setaffinity`` where available) with ``torch.set_num_threads(1)`` and ``cv2.setNumThreads(1)``, as one
 loader worker; after a warm-up pass the samples are read in a fixed order (cycling over the tree, epochs 1, 2, … so
 each pass draws new augmentation; the files stay in the page cache, as on a machine whose data set fits in RAM).
@@ -23,7 +23,7 @@ The per-stage split comes from a second, separately timed pass: ``read+decode`` 
 bilinear ``cv2.warpAffine`` to 256²) and ``other`` (the augmentation draw, the float conversion, the colour scale,
 normalisation, targets and tensors: the rest of the dataset's ``_sample``).
 
-``python -m internet_plus.data.pipeline_bench [--samples 200] [--json F]`` prints samples/s per worker core for each
+``python -m internet_plus.tools.pipeline_bench [--samples 200] [--json F]`` prints samples/s per worker core for each
 format against the 300 target.
 """
 
@@ -96,32 +96,16 @@ def make_rhd_dataset(folder: Path, num: int, input_size: int = 256, image_size: 
     return RHDDataset(root, "training", input_size=input_size, augment=True, cache_dir=folder / "cache")
 
 
-def _frame(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A smooth random colour frame with mild pixel noise (JPEG-compresses like a real camera frame)."""
-    coarse = rng.uniform(20, 200, size=(height // 16 + 1, width // 16 + 1, 3)).astype(np.float32)
-    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    noisy = smooth + rng.normal(0.0, 4.0, size=smooth.shape).astype(np.float32)
-    return np.clip(noisy, 0, 255).astype(np.uint8)
-
-
 def make_interhand_dataset(
     folder: Path, num: int, input_size: int = 256, image_size: tuple[int, int] = INTERHAND_IMAGE_SIZE
 ) -> HandPoseDataset:
-    """A fake InterHand2.6M v1.0 train split of ``num`` annotated JPEG frames under ``folder`` and its augmented
+    """A synthetic InterHand2.6M v1.0 train split of ``num`` annotated JPEG frames under ``folder`` and its augmented
     dataset (every annotation, single and interacting hands)."""
     from internet_plus.data.interhand import InterHandDataset, find_interhand_files, load_or_build_index
-    from internet_plus.data.interhand_bench import write_fake_split
+    from internet_plus.data.synthetic.interhand import write_interhand_split
 
     root = folder / "InterHand2.6M"
-    fake = write_fake_split(root, "train", num, image_size=image_size, cameras_per_capture=min(10, num))
-    rng = np.random.default_rng(0)
-    for name in fake.file_names:
-        path = root / "images" / "train" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode(".jpg", _frame(rng, *image_size), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        if not ok:  # pragma: no cover - OpenCV without JPEG support
-            raise RuntimeError("cv2.imencode could not write a JPEG")
-        path.write_bytes(encoded.tobytes())
+    write_interhand_split(root, "train", num, image_size=image_size, cameras_per_capture=min(10, num), images=True)
     files = find_interhand_files(root, "train")
     index = load_or_build_index(files, folder / "cache")
     return InterHandDataset(index, root / "images" / "train", input_size=input_size, augment=True)

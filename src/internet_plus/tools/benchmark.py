@@ -1,25 +1,28 @@
-"""Benchmark: the paper's Tables 3 and 4 measured side by side in one run .
+"""Benchmark: the paper's Tables 3 and 4 measured side by side in one run.
 
-``python -m internet_plus.benchmark`` builds InterNet (ResNet-50 + PoseNet) and the InterNet+ variants (the Table 1
-feature extractor + PoseNet) as :class:`~internet_plus.lit_module.HandPoseModule` and measures, for each:
+``python -m internet_plus.tools.benchmark`` builds InterNet (ResNet-50 + PoseNet) and the InterNet+ variants (the
+Table 1 feature extractor + PoseNet), by default every member of the backbone registry (``conf/backbone/*.yaml``,
+:mod:`internet_plus.models.backbones.registry`), as :class:`~internet_plus.lit_module.HandPoseModule` and measures,
+for each:
 
 * feature-extractor parameters and MiB (float32, params × 4 B / 2^20; Table 3) and whole-model parameters;
 * GFLOPs per image from ``torch.utils.flop_counter.FlopCounterMode`` (one FLOP per multiply and per add, i.e.
   2 × multiply-accumulates, as that counter counts; convolutions, transposed convolutions and matmuls only);
 * inference throughput in images/s at each batch size (Table 4): eval mode under ``torch.inference_mode()``,
   ``--warmup`` untimed passes, then the median of ``--repeats`` timed passes;
-* training time per iteration (Table 3): forward + InterNet's loss (``HandPoseModule.criterion``) + backward + a
-  fused AdamW step (as ``conf/optimizer`` trains) on a synthetic batch with every key the loss reads; warm-up and
-  median as above;
-* peak memory (:class:`PeakMemory`): on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the peak of live
-  tensor storage over one extra pass, counted per operator (independent of the allocator);
+* training time per iteration (Table 3): forward + InterNet's loss (``HandPoseModule.criterion``) + backward + an
+  AdamW step (PyTorch's default implementation, as ``conf/optimizer`` trains) on a synthetic batch with every key
+  the loss reads; warm-up and median as above;
+* peak memory (:class:`~internet_plus.tools.memory.PeakMemory`): on CUDA ``torch.cuda.max_memory_allocated``; on
+  the CPU the peak of live tensor storage over one extra pass, counted per operator (independent of the allocator);
 * ``--optimize`` / ``--compile``: inference on the rewritten copy of :mod:`internet_plus.models.inference`
-  with freed memory kept in the process (:mod:`internet_plus.utils.allocator`);
+  with freed memory kept in the process (:func:`internet_plus.accel.keep_freed_memory`);
 * the machine's float32 matmul rate (GFLOP/s, median of repeats), each model's FLOP-bound throughput (that rate
   divided by the model's FLOPs per image) and the achieved fraction of it.
 
-The tables print the paper's figures (:data:`PAPER`, measured on an RTX 2080Ti) beside ours, with the ratios
-InterNet+/InterNet; ``--json`` writes everything. ``--tiny`` is a seconds-long smoke run for the tests.
+The tables print the paper's figures (:data:`PAPER_TABLES_3_4`, measured on an RTX 2080Ti) beside ours, with the
+ratios InterNet+/InterNet; ``--json`` writes everything. ``--tiny`` is a seconds-long smoke run for the tests. The
+timing helpers are in :mod:`internet_plus.tools.timing`, the memory meters in :mod:`internet_plus.tools.memory`.
 """
 
 from __future__ import annotations
@@ -30,42 +33,37 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from internet_plus import paper
+from internet_plus.accel import accelerate_inference, keep_freed_memory
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.lit_module import HandPoseModule
+from internet_plus.models.backbones.registry import backbone_config, backbone_names
 from internet_plus.models.inference import optimize_for_inference
-from internet_plus.models.loss_memory import TensorMemoryMeter
-from internet_plus.models.summary import BACKBONE_VARIANTS, count_parameters, mebibytes
+from internet_plus.models.summary import count_parameters, mebibytes
 from internet_plus.resolvers import heatmap_size
-from internet_plus.utils.allocator import keep_freed_memory
+from internet_plus.tools.memory import PeakMemory, state_tensors
+from internet_plus.tools.timing import cpu_name, matmul_gflops, sync, timed_runs
 from internet_plus.utils.reports import write_json_report
 
-#: The paper's figures (InterNet+ paper, Table 3 and Table 4; measured on an NVIDIA GeForce RTX 2080Ti, §5.1).
-#: Table 3 "Total Parameters (M)" and "Parameters Size (MB)" are the feature extractor's (ResNet-50 for InterNet);
-#: its "Time Per Iteration (s)" was taken with ``cudnn.benchmark = True``. Table 4 is frames/s on RHD by batch size.
-PAPER: dict[str, Any] = {
+#: The paper's Tables 3 and 4 (``internet_plus.paper``) as the tables here read them. ``rows``: the registry
+#: backbone each paper row was measured with (InterNet = ResNet-50; the ablations have none).
+PAPER_TABLES_3_4: dict[str, Any] = {
     "source": "InterNet+ paper, Table 3 (parameters, size, time per iteration) and Table 4 (inference frames/s "
-    "on RHD); NVIDIA GeForce RTX 2080Ti",
-    "table3": {
-        "internet": {"params_m": 23.51, "size_mb": 89.68, "time_per_iteration_s": 0.61},
-        "internet_plus": {"params_m": 11.12, "size_mb": 42.42, "time_per_iteration_s": 0.58},
-    },
-    "table4": {
-        "internet": {1: 32.46, 4: 136.35, 8: 194.79, 16: 247.52, 32: 257.26},
-        "internet_plus": {1: 28.41, 4: 101.32, 8: 151.50, 16: 227.36, 32: 296.41},
-    },
+    f"on RHD); {paper.TABLES_3_4_DEVICE}",
+    "table3": paper.TABLE3,
+    "table4": paper.TABLE4,
+    "rows": paper.MODEL_OF_BACKBONE,
 }
 
-#: Which of the paper's rows each backbone corresponds to (InterNet = ResNet-50; the ablations have no paper row).
-PAPER_ROW = {"resnet50": "internet", "internet_plus": "internet_plus"}
-
-#: Printed names of the backbones.
+#: Printed names of the backbones in the tables; any other registry member prints as its name.
 LABELS = {
     "internet_plus": "InterNet+",
     "internet_plus_se": "InterNet+ (SE)",
@@ -74,113 +72,19 @@ LABELS = {
     "resnet50": "InterNet (ResNet-50)",
 }
 
-DEFAULT_BACKBONES = ("internet_plus", "internet_plus_se", "internet_plus_no_ca", "internet_plus_no_fca", "resnet50")
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
-TINY_BACKBONES = ("internet_plus", "resnet50")
+#: ``--tiny`` keeps only the two models the paper compares (InterNet+ and InterNet).
+TINY_BACKBONES = tuple(PAPER_TABLES_3_4["rows"])
+#: The baseline the ratios divide by: InterNet's ResNet-50.
+BASELINE = "resnet50"
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_runs(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> list[float]:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; the seconds of each timed run."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def cpu_name() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` where that is unavailable)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-class PeakMemory:
-    """Peak memory of the code run by :meth:`measure`, in MiB; ``method`` says how it is measured.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` above the starting allocation. CPU: the peak of live tensor storage
-    bytes above the starting point, counted per ATen operator by
-    :class:`~internet_plus.models.loss_memory.TensorMemoryMeter` over one extra, untimed pass. (The resident set
-    size would depend on the allocator: with freed memory kept in the process, ``--optimize``, it never comes back
-    down, and a later model's peak would read as zero.) Compiled CPU code allocates its buffers outside the
-    dispatcher, so there the peak is not measured (``None``).
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        if device.type == "cuda":
-            self.method = "torch.cuda.max_memory_allocated above the starting allocation"
-        else:
-            self.method = "CPU: peak of live tensor storage above the start (TensorMemoryMeter, one untimed pass)"
-
-    def measure(
-        self, fn: Callable[[], Any], compiled: bool = False, existing: Iterable[torch.Tensor] = ()
-    ) -> float | None:
-        """Run ``fn`` once more and return its peak memory in MiB (``None``: compiled code on the CPU).
-
-        ``existing``: tensors alive before ``fn`` (the model's parameters and buffers, the optimiser's state). On the
-        CPU they are part of the starting point, so that an operator returning a view of one (a weight reshaped for
-        a matrix product) does not count its storage as new.
-        """
-        if self.device.type == "cuda":
-            _sync(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            base = torch.cuda.memory_allocated(self.device)
-            fn()
-            _sync(self.device)
-            return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
-        if compiled:
-            return None
-        meter = TensorMemoryMeter()
-        meter.track(*existing)
-        start = meter.current
-        meter.peak = start
-        with meter:
-            fn()
-        return (meter.peak - start) / 2**20
-
-
-def _state_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> list[torch.Tensor]:
-    """The tensors a step starts with: parameters, buffers, gradients and the optimiser's state."""
-    tensors = [*model.parameters(), *model.buffers()]
-    tensors += [p.grad for p in model.parameters() if p.grad is not None]
-    if optimizer is not None:
-        tensors += [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
-    return tensors
-
-
-def matmul_gflops(device: torch.device, size: int, repeats: int, warmup: int = 1) -> float:
-    """The machine's float32 matmul rate: GFLOP/s of a ``size``² @ ``size``² product (2·n³ FLOPs), median of runs."""
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(size, size, generator=g).to(device)
-    b = torch.rand(size, size, generator=g).to(device)
-    times = timed_runs(lambda: torch.mm(a, b), device, max(warmup, 1), max(repeats, 1))
-    return 2 * size**3 / statistics.median(times) / 1e9
-
-
+# ---------------------------------------------------------------------------------------------------- models
 def build_model(backbone: str, input_size: int, channels_last: bool = False) -> HandPoseModule:
-    """InterNet's full model (PoseNet and codec at the paper's sizes) with the named feature extractor."""
-    if backbone not in BACKBONE_VARIANTS:
-        raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONE_VARIANTS)}")
-    name, fields = BACKBONE_VARIANTS[backbone]
+    """InterNet's full model (PoseNet and codec at the paper's sizes) with the feature extractor that the backbone
+    registry names ``backbone`` (``ValueError`` listing the names if it has none such)."""
     codec = {"input_size": input_size, "heatmap_size": heatmap_size(input_size, 3)}  # PoseNet's 3 deconvolutions
-    return HandPoseModule(backbone={"name": name, **fields}, codec=codec, channels_last=channels_last)
+    return HandPoseModule(backbone=backbone_config(backbone), codec=codec, channels_last=channels_last)
 
 
 def synthetic_batch(batch_size: int, input_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -274,8 +178,8 @@ def benchmark_backbone(
     """All measurements of one backbone variant (see the module docstring); a JSON-ready dict.
 
     ``optimize``: time inference on :func:`~internet_plus.models.inference.optimize_for_inference`'s copy (BN
-    folded, PoseNet's branches merged, its first deconvolution as a GEMM, channels-last), with freed memory kept
-    in the process (:func:`~internet_plus.utils.allocator.keep_freed_memory`; from then on for the whole run);
+    folded, PoseNet's branches merged, channels-last) with ``accel=auto`` applied as ``predict.py`` does (on the
+    CPU: freed memory kept for the rest of the run, PoseNet's first deconvolution as a GEMM);
     ``compile``: that copy compiled by ``torch.compile`` (the first pass of each batch size, the compilation, is an
     extra untimed warm-up; its time is reported). Training is always timed on the plain model.
     """
@@ -292,7 +196,9 @@ def benchmark_backbone(
     model.eval()
     infer_model: torch.nn.Module = model
     if optimize or compile:
-        infer_model = optimize_for_inference(model, compile=compile)
+        infer_model = optimize_for_inference(
+            model, compile=compile, before_compile=partial(accelerate_inference, mode="auto")
+        )
     for bs in batch_sizes if measure_inference else ():
         images = torch.rand(bs, 3, input_size, input_size, device=device)
         if channels_last:
@@ -306,7 +212,7 @@ def benchmark_backbone(
         if compile:
             start = time.perf_counter()
             infer()
-            _sync(device)
+            sync(device)
             compile_s = time.perf_counter() - start
         times = timed_runs(infer, device, warmup, repeats)
         median = statistics.median(times)
@@ -316,19 +222,19 @@ def benchmark_backbone(
             "median_s": median,
             "times_s": times,
             "flop_bound_fraction": throughput / bound,
-            "peak_memory_mib": tracker.measure(infer, compiled=compile, existing=_state_tensors(infer_model)),
+            "peak_memory_mib": tracker.measure(infer, compiled=compile, existing=state_tensors(infer_model)),
             **({"first_pass_s": compile_s} if compile_s is not None else {}),
         }
     infer_model = model  # release the inference copy before training is measured
 
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as conf/optimizer trains
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)  # as conf/optimizer trains
     batch = synthetic_batch(train_batch_size, input_size, device)
     losses: list[float] = []
     train_step = training_step_fn(model, batch, optimizer, amp=amp, losses=losses)
 
     train_times = timed_runs(train_step, device, warmup, repeats)
-    train_peak = tracker.measure(train_step, existing=_state_tensors(model, optimizer))
+    train_peak = tracker.measure(train_step, existing=state_tensors(model, optimizer))
     train_median = statistics.median(train_times)
     result = {
         "label": LABELS.get(backbone, backbone),
@@ -354,12 +260,12 @@ def benchmark_backbone(
 
 def _ratios(results: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> dict[str, dict[str, Any]]:
     """Each InterNet+ variant / InterNet: throughput per batch size, training time, parameters, FLOPs."""
-    if "resnet50" not in results:
+    if BASELINE not in results:
         return {}
-    ref = results["resnet50"]
+    ref = results[BASELINE]
     out: dict[str, dict[str, Any]] = {}
     for name, res in results.items():
-        if name == "resnet50":
+        if name == BASELINE:
             continue
         out[name] = {
             "throughput": {
@@ -375,7 +281,7 @@ def _ratios(results: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> d
 
 def paper_ratios() -> dict[str, Any]:
     """The paper's InterNet+/InterNet ratios (Table 4 throughput per batch size, Table 3 time and parameters)."""
-    t3, t4 = PAPER["table3"], PAPER["table4"]
+    t3, t4 = PAPER_TABLES_3_4["table3"], PAPER_TABLES_3_4["table4"]
     return {
         "throughput": {str(bs): t4["internet_plus"][bs] / t4["internet"][bs] for bs in t4["internet"]},
         "time_per_iteration": t3["internet_plus"]["time_per_iteration_s"] / t3["internet"]["time_per_iteration_s"],
@@ -400,20 +306,21 @@ def format_report(report: dict[str, Any]) -> str:
     """The printed Tables 3 and 4 (ours beside the paper's), the FLOP bounds and the ratios."""
     cfg, results, ratios = report["config"], report["results"], report["ratios"]
     batch_sizes = cfg["batch_sizes"]
-    t3, t4 = PAPER["table3"], PAPER["table4"]
+    t3, t4 = PAPER_TABLES_3_4["table3"], PAPER_TABLES_3_4["table4"]
+    rows_of = PAPER_TABLES_3_4["rows"]
     out = [
         f"Device: {report['machine']['device_name']} ({cfg['device']}, {report['machine']['torch_threads']} torch "
         f"threads); input {cfg['input_size']}×{cfg['input_size']}; warm-up {cfg['warmup']}, median of "
         f"{cfg['repeats']}; channels-last {cfg['channels_last']}, AMP {cfg['amp']} ({cfg['amp_dtype']})",
         f"Matmul rate (float32 {cfg['matmul_size']}² @ {cfg['matmul_size']}², median): "
         f"{report['machine']['matmul_gflops']:.1f} GFLOP/s",
-        f"Paper: {PAPER['source']} — not comparable with other hardware.",
+        f"Paper: {PAPER_TABLES_3_4['source']} — not comparable with other hardware.",
         "",
         f"Table 3 — feature extractor, model and training (batch {cfg['train_batch_size']}; AdamW; InterNet's loss)",
     ]
     rows = []
     for name, res in results.items():
-        paper = t3.get(PAPER_ROW.get(name, ""), {})
+        paper = t3.get(rows_of.get(name, ""), {})
         rows.append(
             [
                 res["label"],
@@ -453,7 +360,7 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     rows = []
     for name, res in results.items():
-        paper = t4.get(PAPER_ROW.get(name, ""), {})
+        paper = t4.get(rows_of.get(name, ""), {})
         cells = [res["label"]]
         for bs in batch_sizes:
             value = res["inference"][str(bs)]["images_per_s"]
@@ -496,9 +403,10 @@ def _int_list(text: str) -> list[int]:
 
 def _name_list(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [n for n in names if n not in BACKBONE_VARIANTS]
+    valid = backbone_names()
+    unknown = [n for n in names if n not in valid]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"unknown backbone(s) {unknown}; valid: {', '.join(BACKBONE_VARIANTS)}")
+        raise argparse.ArgumentTypeError(f"unknown backbone(s) {unknown}; valid (conf/backbone): {', '.join(valid)}")
     return names
 
 
@@ -565,9 +473,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the finished model is unreferenced now
     paper = {
-        "source": PAPER["source"],
-        "table3": PAPER["table3"],
-        "table4": {k: {str(bs): v for bs, v in row.items()} for k, row in PAPER["table4"].items()},
+        "source": PAPER_TABLES_3_4["source"],
+        "table3": PAPER_TABLES_3_4["table3"],
+        "table4": {k: {str(bs): v for bs, v in row.items()} for k, row in PAPER_TABLES_3_4["table4"].items()},
         "ratios": paper_ratios(),
     }
     return {
@@ -582,10 +490,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line; ``--tiny`` overrides the sizes with a seconds-long configuration."""
     parser = argparse.ArgumentParser(
-        prog="python -m internet_plus.benchmark",
+        prog="python -m internet_plus.tools.benchmark",
         description="Parameters, FLOPs, inference throughput, training time and memory (paper Tables 3 and 4).",
     )
-    parser.add_argument("--backbones", type=_name_list, default=list(DEFAULT_BACKBONES))
+    parser.add_argument(
+        "--backbones", type=_name_list, default=None, help="comma-separated registry names (default: all of them)"
+    )
     parser.add_argument("--batch-sizes", type=_int_list, default=list(DEFAULT_BATCH_SIZES))
     parser.add_argument("--input-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
@@ -597,8 +507,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--optimize",
         action="store_true",
-        help="inference on optimize_for_inference's copy (BN folded, PoseNet branches merged, first deconvolution as a "
-        "GEMM, channels-last), freed memory kept in the process",
+        help="inference on optimize_for_inference's copy (BN folded, PoseNet branches merged, channels-last) with "
+        "accel=auto as predict.py applies it (on the CPU: freed memory kept, first deconvolution as a GEMM)",
     )
     parser.add_argument("--compile", action="store_true", help="--optimize plus torch.compile (inference only)")
     parser.add_argument(
@@ -610,6 +520,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="input 64, batches 1,2, 1 repeat, no warm-up, 2 models")
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = parser.parse_args(argv)
+    if args.backbones is None:
+        args.backbones = backbone_names()
     if args.tiny:
         args.input_size, args.batch_sizes, args.repeats, args.warmup = 64, [1, 2], 1, 0
         args.backbones = [b for b in args.backbones if b in TINY_BACKBONES] or list(TINY_BACKBONES)

@@ -1,37 +1,34 @@
-"""Fake InterHand2.6M annotation sets in the official formats, and a benchmark of the index build.
+"""The embedded synthetic data set in InterHand2.6M's release layout: :func:`write_interhand_split` is the one writer of
+that format, as :func:`~internet_plus.data.synthetic.generate.generate_rhd_dataset` is the one writer of RHD's.
 
-``python -m internet_plus.data.interhand_bench --num 200000`` writes ``--num`` annotations of one split in the release
-v1.0 layout (``annotations/<split>/InterHand2.6M_<split>_{data,camera,joint_3d}.json``, ``docs/reference/datasets.md``
-§C.1-§C.3; no images) into a temporary folder, then builds the index (:func:`internet_plus.data.interhand.
-load_or_build_index`) in a fresh child process and prints its wall time and peak RSS (``resource.getrusage``
-``ru_maxrss`` of that process, so the generator's own memory is not counted), and the time of a second, cached open.
+It writes ``num`` annotations of one split in the release v1.0 layout
+(``annotations/<split>/InterHand2.6M_<split>_{data,camera,joint_3d}.json``, ``docs/reference/datasets.md`` §C.1-§C.3)
+or the older v0.0 one, and on request one JPEG frame per image at ``images/<split>/<file_name>``
+(:func:`write_interhand_frames`: smooth random colour with sensor-like noise, 512×334 or 334×512 like the real frames;
+no hand is drawn, so the frames serve loading, decoding and timing, not learning). The annotations follow the recipe of
+datasets §E: cameras on a ~1 m sphere looking at the hands, the world→camera rule X_cam = R·(X − campos), one
+annotation per image (annotation id = image id), ``joint_valid`` = the joint exists and projects inside the image, the
+box = 1.2 × the tight box of the valid projected joints, ``hand_type_valid`` = 1 for single hands and (> 30 valid
+joints) for interacting ones, absent hands at the placeholder [1, 1, 1], string keys in camera/joint_3d and ints in
+data.json, compact JSON as the official files.
 
-:func:`write_fake_split` is also what the tests use to make small fake sets (v1.0 or v0.0 layout, with images on
-request). The content follows the recipe of datasets §E: cameras on a ~1 m sphere looking at the hands, the
-world→camera rule X_cam = R·(X − campos), one annotation per image (annotation id = image id), ``joint_valid`` = the
-joint exists and projects inside the image, the box = 1.2 × the tight box of the valid projected joints,
-``hand_type_valid`` = 1 for single hands and (> 30 valid joints) for interacting ones, absent hands at the
-placeholder [1, 1, 1], string keys in camera/joint_3d and ints in data.json, compact JSON as the official files.
+The InterHand2.6M tests and the benchmarks of :mod:`internet_plus.tools` (input pipeline, index build) read what it
+writes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import resource
-import subprocess
-import sys
-import tempfile
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-__all__ = ["FakeSplit", "hand_template", "look_at", "main", "write_fake_split"]
+__all__ = ["InterHandSplit", "hand_template", "look_at", "write_interhand_frames", "write_interhand_split"]
 
 #: One right hand in InterHand2.6M's native order (per finger tip → base, wrist last; datasets §C.4), mm.
 _FINGER_BASES = np.array([[-35.0, -30.0], [-20.0, -85.0], [0.0, -90.0], [18.0, -85.0], [33.0, -78.0]])
@@ -75,8 +72,8 @@ def look_at(campos: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
 
 
 @dataclass
-class FakeSplit:
-    """What :func:`write_fake_split` wrote: file paths and the ground truth the tests compare with."""
+class InterHandSplit:
+    """What :func:`write_interhand_split` wrote: file paths and the ground truth the tests compare with."""
 
     annotation_dir: Path
     files: dict[str, Path]
@@ -90,7 +87,7 @@ def _json_list(values: np.ndarray, digits: int = 4) -> str:
     return json.dumps(np.round(values, digits).tolist(), separators=(",", ":"))
 
 
-def write_fake_split(
+def write_interhand_split(
     root: str | PathLike[str],
     split: str = "train",
     num: int = 100,
@@ -103,8 +100,11 @@ def write_fake_split(
     image_size: tuple[int, int] = (334, 512),
     bare_joint_3d: bool = False,
     first_id: int = 0,
-) -> FakeSplit:
-    """Write ``num`` annotations of ``split`` under ``root/annotations/`` in the official formats (no images).
+    images: bool = False,
+    jpeg_quality: int = 95,
+) -> InterHandSplit:
+    """Write ``num`` annotations of ``split`` under ``root/annotations/`` in the official formats, and with ``images``
+    one JPEG frame per image under ``root/images/<split>/`` (:func:`write_interhand_frames`).
 
     Args:
         root: the data root (``annotations/`` is created inside it).
@@ -118,6 +118,8 @@ def write_fake_split(
         image_size: (width, height) of every image (official: 334×512 or 512×334).
         bare_joint_3d: write joint_3d values as bare 42×3 lists (the format before 2020-08-31, §C.3).
         first_id: the first image / annotation id.
+        images: also write the frames (without them ``images/<split>/`` is not made; the reader needs the folder).
+        jpeg_quality: the frames' JPEG quality.
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -198,7 +200,7 @@ def write_fake_split(
             f.write("}")
         f.write("}")
 
-    out = FakeSplit(folder, files, image_size=image_size)
+    out = InterHandSplit(folder, files, image_size=image_size)
     images_json: list[str] = []
     annotations_json: list[str] = []
     ann_id = first_id
@@ -248,95 +250,33 @@ def write_fake_split(
             ann_id += 1
     with files["data"].open("w") as f:
         f.write('{"images":[' + ",".join(images_json) + '],"annotations":[' + ",".join(annotations_json) + "]}")
+    if images:
+        write_interhand_frames(root / "images" / split, out.file_names, image_size, seed=seed, quality=jpeg_quality)
     return out
 
 
-# --------------------------------------------------------------------------------------------------- benchmark
+def _frame(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A smooth random colour frame with mild pixel noise (JPEG-compresses like a real camera frame)."""
+    coarse = rng.uniform(20, 200, size=(height // 16 + 1, width // 16 + 1, 3)).astype(np.float32)
+    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    noisy = smooth + rng.normal(0.0, 4.0, size=smooth.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-
-
-def _current_rss_mb() -> float:
-    """This process's resident set size now, in MiB (``/proc/self/statm``; NaN where it does not exist)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _build_only(root: Path, cache_dir: Path, split: str) -> dict[str, float]:
-    from internet_plus.data.interhand import find_interhand_files, load_or_build_index
-
-    files = find_interhand_files(root, split)
-    before = _current_rss_mb()
-    start = time.perf_counter()
-    index = load_or_build_index(files, cache_dir)
-    seconds = time.perf_counter() - start
-    return {"annotations": len(index), "seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": before}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num", type=int, default=200_000, help="annotations to generate (default 200000)")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
-    parser.add_argument("--build-only", nargs=2, metavar=("ROOT", "CACHE_DIR"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.build_only:
-        result = _build_only(Path(args.build_only[0]), Path(args.build_only[1]), args.split)
-        print(json.dumps(result))
-        return 0
-
-    tmp = Path(tempfile.mkdtemp(prefix="interhand_bench_"))
-    root, cache = tmp / "InterHand2.6M", tmp / "cache"
-    (root / "images" / args.split).mkdir(parents=True)
-    start = time.perf_counter()
-    fake = write_fake_split(root, args.split, args.num, seed=args.seed)
-    sizes = {kind: path.stat().st_size / 2**20 for kind, path in fake.files.items()}
-    print(
-        f"generated {len(fake.annot_ids)} annotations in {time.perf_counter() - start:.1f} s "
-        f"(data {sizes['data']:.0f} MiB, joint_3d {sizes['joint_3d']:.1f} MiB, camera {sizes['camera']:.2f} MiB)"
-    )
-    del fake
-    env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    command = [sys.executable, "-m", "internet_plus.data.interhand_bench", "--split", args.split]
-    results = []
-    for label in ("build", "cached"):
-        run = subprocess.run(
-            [*command, "--build-only", str(root), str(cache)], capture_output=True, text=True, env=env, check=False
-        )
-        if run.returncode:
-            print(run.stdout + run.stderr, file=sys.stderr)
-            return run.returncode
-        result = json.loads(run.stdout.strip().splitlines()[-1])
-        results.append(result)
-        print(
-            f"{label}: {result['annotations']} annotations, wall {result['seconds']:.2f} s, "
-            f"peak RSS {result['peak_rss_mb']:.0f} MiB (whole child process; {result['rss_before_mb']:.0f} MiB of it "
-            "already resident before the build: Python, numpy, torch, lightning, cv2 imports)"
-        )
-    index_mb = sum(p.stat().st_size for p in cache.rglob("*.npy")) / 2**20
-    print(f"index on disk: {index_mb:.1f} MiB in {cache}")
-    build = results[0]
-    ok = build["seconds"] < 60 and build["peak_rss_mb"] < 1536
-    print(f"targets (< 60 s, < 1.5 GiB peak): {'met' if ok else 'MISSED'}")
-    if args.keep:
-        print(f"kept {tmp}")
-    else:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def write_interhand_frames(
+    images_dir: str | PathLike[str],
+    file_names: Sequence[str],
+    image_size: tuple[int, int],
+    *,
+    seed: int = 0,
+    quality: int = 95,
+) -> None:
+    """One JPEG frame of ``image_size`` (W, H) at ``images_dir/<file_name>`` for each name (folders are made)."""
+    rng = np.random.default_rng(seed)
+    for name in file_names:
+        path = Path(images_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(".jpg", _frame(rng, *image_size), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:  # pragma: no cover - OpenCV without JPEG support
+            raise RuntimeError("cv2.imencode could not write a JPEG")
+        path.write_bytes(encoded.tobytes())

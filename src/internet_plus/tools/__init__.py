@@ -1,0 +1,1 @@
+"""Measuring tools: benchmarks and meters; the model, data and task code never import this package."""
