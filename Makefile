@@ -31,7 +31,7 @@ test-gpu: install ## Run the CUDA-only tests (AMP steps, the loss backward and t
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m gpu
 
 gpu-check: install ## GPU readiness: AMP/DDP training paths, Tables 3-4 on the GPU, data wait (OUT=<dir>); a CPU dry run without CUDA
-	WANDB_MODE=disabled $(BIN)/python experiments/performance/gpu_check.py $(if $(OUT),--out $(OUT)) $(ARGS)
+	WANDB_MODE=disabled $(BIN)/python -m internet_plus.tools.gpu_check $(if $(OUT),--out $(OUT)) $(ARGS)
 
 train: install ## Quickstart: InterNet+ on the synthetic data set, CPU, < 10 min; prints the metrics table
 	$(BIN)/python train.py experiment=quickstart
@@ -62,7 +62,7 @@ perf: install ## The performance targets: compiled inference, training, loss mem
 	$(BIN)/python -m internet_plus.tools.benchmark --no-inference --keep-freed-memory --repeats 3 --warmup 1 $(if $(OUT),--json $(OUT)/training.json)
 	$(BIN)/python -m internet_plus.tools.loss_memory --batch-size 16 $(if $(OUT),--json $(OUT)/loss_memory.json)
 	$(BIN)/python -m internet_plus.tools.pipeline_bench --samples 300 $(if $(OUT),--json $(OUT)/pipeline.json)
-	$(BIN)/python experiments/performance/paired_ratios.py $(if $(OUT),--json $(OUT)/paired_ratios.json)
+	$(BIN)/python -m internet_plus.tools.paired_ratios $(if $(OUT),--json $(OUT)/paired_ratios.json)
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The GPU check (``experiments/performance/gpu_check.py``, ``make gpu-check``): its logic on the CPU.
+"""The GPU check (``src/internet_plus/tools/gpu_check.py``, ``make gpu-check``): its logic on the CPU.
 
 The check's figures come from a GPU machine; here its decisions (what counts as a falling loss, an AMP overflow
 loop, a report that must not be overwritten), its ratios and its tables are tested against known answers, the
@@ -8,33 +8,20 @@ end to end.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 from conftest import ROOT
 
+from internet_plus.tools import gpu_check as gc
+
 H200 = ROOT / "experiments" / "performance" / "gpu_nvidia_h200"
-
-
-def _gpu_check() -> ModuleType:
-    path = ROOT / "experiments" / "performance" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-gc = _gpu_check()
 
 
 def test_loss_trend_compares_the_first_and_last_five_and_rejects_non_finite() -> None:
@@ -142,7 +129,7 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "disabled", "PROJECT_ROOT": str(ROOT)}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "performance" / "gpu_check.py"), "--out", str(tmp_path)],
+        [sys.executable, "-m", "internet_plus.tools.gpu_check", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,

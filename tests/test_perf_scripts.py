@@ -1,32 +1,20 @@
-"""The measuring scripts of ``experiments/performance`` compute what they claim (not timings: their logic)."""
+"""The measuring scripts of ``internet_plus.tools`` compute what they claim (not timings: their logic)."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from types import ModuleType
 
 import pytest
 import torch
-from conftest import ROOT
 from fakes.batch import training_batch
 
 from internet_plus.accel import GemmConvTranspose2d
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.backbones.registry import backbone_config
-
-
-def _script(name: str) -> ModuleType:
-    path = ROOT / "experiments" / "performance" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"perf_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from internet_plus.tools import paired_ratios, training_rewrites
 
 
 def test_paired_ratio_is_the_median_of_per_pair_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
-    paired_ratios = _script("paired_ratios")
     # fast, slow alternate: (1, 2), (1, 3), (2, 3) -> ratios 2, 3, 1.5; median 2
     times = iter([1.0, 2.0, 1.0, 3.0, 2.0, 3.0])
     calls = itertools.count()
@@ -47,7 +35,6 @@ def test_paired_ratio_is_the_median_of_per_pair_ratios(monkeypatch: pytest.Monke
 
 def test_training_rewrites_measures_each_step_as_labelled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each row switches on what its label says, and only that (the cells run a tiny model, timings faked)."""
-    training_rewrites = _script("training_rewrites")
     kept, built = [], []
     monkeypatch.setattr(training_rewrites, "keep_freed_memory", lambda: kept.append(True))
     monkeypatch.setattr(training_rewrites, "timed_runs", lambda fn, device, warmup, repeats: [fn() or 1.0] * repeats)

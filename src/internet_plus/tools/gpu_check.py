@@ -1,7 +1,7 @@
 """GPU readiness in one command: the mixed-precision and DDP training paths exercised, the paper's Tables 3 and 4
 measured on the GPU, and whether the input pipeline keeps the GPU fed.
 
-    python experiments/performance/gpu_check.py [--out DIR] [--budget-s 600] [--sections a,b] [--dry-run]
+    python -m internet_plus.tools.gpu_check [--out DIR] [--budget-s 600] [--sections a,b] [--dry-run]
     make gpu-check [OUT=DIR] [ARGS="--sections inference,data_wait"]
 
 Sections, in the order they run (each one's time is recorded; a section that would start after ``--budget-s`` is
@@ -84,7 +84,7 @@ from internet_plus.tools.benchmark import (
 )
 from internet_plus.tools.timing import cpu_name, timed_runs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository (train.py, experiments/)
 #: The models the paper measured (InterNet+ and InterNet); the full check runs every member of the backbone registry.
 PAPER_MODELS = tuple(PAPER_TABLES_3_4["rows"])
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")

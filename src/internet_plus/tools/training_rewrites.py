@@ -1,6 +1,6 @@
 """What each CPU training speed-up of ``accel.py`` buys, one at a time.
 
-    python experiments/performance/training_rewrites.py [--batch-size 8] [--repeats 5]
+    python -m internet_plus.tools.training_rewrites [--batch-size 8] [--repeats 5]
 
 Times one training step (forward, InterNet's loss with the lean heatmap MSE, backward, AdamW step) at 256×256 for
 each backbone, the speed-ups added one after another:

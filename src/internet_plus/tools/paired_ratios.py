@@ -1,6 +1,6 @@
 """InterNet+/InterNet speed ratios measured in pairs, robust to the machine's drift (performance targets 1b and 4b).
 
-    python experiments/performance/paired_ratios.py [--batch-sizes 1,8,32] [--pairs 15] [--train-pairs 9]
+    python -m internet_plus.tools.paired_ratios [--batch-sizes 1,8,32] [--pairs 15] [--train-pairs 9]
                                                     [--eager] [--json FILE]
 
 ``python -m internet_plus.tools.benchmark`` measures one model after the other. On a shared virtual machine the speed

@@ -1,6 +1,6 @@
 """What each inference rewrite of ``internet_plus.models.inference`` buys, one at a time (performance target 1).
 
-    python experiments/performance/inference_rewrites.py [--batch-size 8] [--repeats 3] [--no-compile]
+    python -m internet_plus.tools.inference_rewrites [--batch-size 8] [--repeats 3] [--no-compile]
 
 Runs, for each backbone, the whole model (feature extractor + PoseNet at 256×256) under ``torch.inference_mode()``
 in eval mode: first as built, then with the rewrites added one after another (freed memory kept in the process,
