@@ -1,4 +1,4 @@
-"""The GPU check (``src/internet_plus/tools/gpu_check.py``, ``make gpu-check``): its logic on the CPU.
+"""The GPU check (``src/internet_plus/tools/gpu_check/``, ``make gpu-check``): its logic on the CPU.
 
 The check's figures come from a GPU machine; here its decisions (what counts as a falling loss, an AMP overflow
 loop, a report that must not be overwritten), its ratios and its tables are tested against known answers, the

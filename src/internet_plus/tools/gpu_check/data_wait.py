@@ -1,0 +1,105 @@
+"""The GPU check's data-wait section: how much of a training step waits for the real DataModules' batches."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from internet_plus.tools.gpu_check.helpers import StepRecorder, make_module, make_trainer, quiet_lightning
+from internet_plus.tools.gpu_check.settings import Report, Settings
+
+
+def _data_wait_sets(data_dir: Path, settings: Settings) -> tuple[dict[str, Path], dict[str, float]]:
+    """Write the RHD-format and InterHand2.6M-format trees once; their roots and each format's per-core sample rate
+    (one loader worker: the augmented training dataset read on one core)."""
+    from internet_plus.tools.pipeline_bench import bench_dataset, make_interhand_dataset, make_rhd_dataset
+
+    folder = data_dir / "pipeline"
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets = {
+        "rhd": make_rhd_dataset(folder, settings.data_wait_samples, input_size=settings.input_size),
+        "interhand": make_interhand_dataset(folder, settings.data_wait_samples, input_size=settings.input_size),
+    }
+    roots = {"rhd": Path(datasets["rhd"].root), "interhand": folder / "InterHand2.6M"}
+    warmup = min(10, settings.pipeline_samples)
+    rates = {
+        fmt: bench_dataset(ds, settings.pipeline_samples, warmup=warmup)["samples_per_s"]
+        for fmt, ds in datasets.items()
+    }
+    return roots, rates
+
+
+def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, Any]:
+    """Section 6: the training loop's data wait with the real DataModules, at auto and at cores − 1 workers."""
+    from internet_plus.data.datamodule import resolve_num_workers
+    from internet_plus.data.interhand import InterHandDataModule
+    from internet_plus.data.rhd import RHDDataModule
+
+    roots, rates = _data_wait_sets(data_dir, settings)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    auto = resolve_num_workers("auto")
+    worker_counts = sorted({auto, max(1, cores - 1)}) if not settings.workers else settings.workers
+    precision = "16-mixed" if settings.device == "cuda" else "32-true"
+    common = {
+        "batch_size": settings.batch_size,
+        "input_size": settings.input_size,
+        "val_fraction": 0.0,
+        "seed": 0,
+    }
+    runs = []
+    for fmt in ("rhd", "interhand"):
+        for workers in worker_counts:
+            if fmt == "rhd":
+                datamodule = RHDDataModule(
+                    root=str(roots["rhd"]), num_workers=workers, cache_dir=str(data_dir / "cache"), **common
+                )
+            else:
+                datamodule = InterHandDataModule(
+                    root=str(roots["interhand"]), num_workers=workers, cache_dir=str(data_dir / "cache"), **common
+                )
+            torch.manual_seed(0)
+            model = make_module("internet_plus", settings.input_size, lr=1e-4)
+            recorder = StepRecorder()
+            with quiet_lightning():
+                trainer = make_trainer(settings, precision, [recorder], max_steps=settings.data_wait_steps)
+                start = time.perf_counter()
+                trainer.fit(model, datamodule=datamodule)
+                total = time.perf_counter() - start
+            skip = min(10, len(recorder.step_s) // 2)
+            steps = recorder.step_s[skip:]
+            waits = recorder.wait_s[max(0, skip - 1) :]
+            busy, idle = sum(steps), sum(waits)
+            fraction = idle / (busy + idle) if busy + idle > 0 else math.nan
+            run = {
+                "format": fmt,
+                "workers": workers,
+                "auto": workers == auto,
+                "steps": len(recorder.step_s),
+                "step_ms_median": 1e3 * statistics.median(steps) if steps else math.nan,
+                "wait_ms_median": 1e3 * statistics.median(waits) if waits else math.nan,
+                "wait_ms_p90": 1e3 * float(np.percentile(waits, 90)) if waits else math.nan,
+                "data_wait_fraction": fraction,
+                "samples_per_s": settings.batch_size * len(steps) / (busy + idle) if busy + idle > 0 else math.nan,
+                "fit_seconds": total,
+            }
+            runs.append(run)
+            print(
+                f"  {fmt} workers {workers}: step {run['step_ms_median']:.1f} ms, wait {run['wait_ms_median']:.1f} ms, "
+                f"data wait {fraction:.1%}",
+                flush=True,
+            )
+            del model, trainer, datamodule
+    return {
+        "precision": precision,
+        "cores": cores,
+        "auto_workers": auto,
+        "per_core_samples_per_s": rates,
+        "runs": runs,
+    }

@@ -1,0 +1,241 @@
+"""The GPU check's goals (InterNet+/InterNet ratios against the targets) and its Markdown report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from internet_plus.tools.benchmark import (
+    LABELS,
+    PAPER_TABLES_3_4,
+    paper_ratios,
+)
+from internet_plus.tools.gpu_check.settings import GOALS, PAPER_MODELS, PRECISIONS, Report
+
+
+# ---------------------------------------------------------------------------------------------------- goals
+def goals(report: Report) -> dict[str, Any]:
+    """InterNet+/InterNet ratios beside the paper's, and the data-wait goal, from the sections that ran."""
+    out: dict[str, Any] = {"paper": paper_ratios(), "targets": GOALS}
+    inference = report.sections.get("inference", {}).get("results", {})
+    if all(m in inference for m in PAPER_MODELS):
+        plus, base = inference["internet_plus"], inference["resnet50"]
+        ratios: dict[str, dict[str, float]] = {}
+        for kind in ("eager", "compiled"):
+            for pname, by_batch in plus[kind].items():
+                for bs, value in by_batch.items():
+                    ref = base[kind].get(pname, {}).get(bs)
+                    if ref:
+                        ratios.setdefault(f"{kind} {pname}", {})[bs] = value["images_per_s"] / ref["images_per_s"]
+        out["inference_ratios"] = ratios
+        best_b32 = max((r.get("32", 0.0) for r in ratios.values()), default=0.0)
+        out["inference_ratio_b32_best"] = best_b32
+        out["inference_goal_met"] = best_b32 >= GOALS["inference_ratio_b32"]
+    speed = report.sections.get("training_speed", {}).get("results", {})
+    if all(m in speed for m in PAPER_MODELS):
+        tr = {}
+        for precision, value in speed["internet_plus"]["precisions"].items():
+            ref = speed["resnet50"]["precisions"].get(precision)
+            if ref:
+                tr[precision] = ref["time_per_iteration_s"] / value["time_per_iteration_s"]
+        out["training_speed_ratios"] = tr  # InterNet's s/iteration over InterNet+'s: > 1 means InterNet+ is faster
+        out["training_goal_met"] = max(tr.values(), default=0.0) >= GOALS["training_ratio"]
+    waits = report.sections.get("data_wait", {}).get("runs", [])
+    auto = [r for r in waits if r["auto"]]
+    if auto:
+        worst = max(r["data_wait_fraction"] for r in auto)
+        out["data_wait_auto_worst"] = worst
+        out["data_wait_goal_met"] = worst <= GOALS["data_wait_fraction"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- Markdown
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format(value, spec)
+
+
+def _row(*cells: Any) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(headers: list[str]) -> list[str]:
+    return [_row(*headers), _row(*(["---"] * len(headers)))]
+
+
+def _md_matrix(runs: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Training steps (Trainer.fit, fused AdamW, batch per GPU, augmentation off)", ""]
+    lines += _table(
+        ["backbone", "precision", "channels-last", "steps", "loss first 5 → last 5", "finite", "falling"]
+        + ["AMP skipped steps", "ms/step"]
+    )
+    for r in runs:
+        if r.get("skipped"):
+            lines.append(_row(r["backbone"], r["precision"], r["channels_last"], "skipped", "", "", "", "", ""))
+            continue
+        loss = f"{_fmt(r['first_mean'], '.4g')} → {_fmt(r['last_mean'], '.4g')}"
+        skips = r["amp_skipped_steps"] if r["precision"] == "16-mixed" else "–"
+        ms = _fmt(r["ms_per_step_median"])
+        lines.append(
+            _row(
+                r["backbone"],
+                r["precision"],
+                r["channels_last"],
+                r["steps"],
+                loss,
+                r["finite"],
+                r["falling"],
+                skips,
+                ms,
+            )
+        )
+    return lines
+
+
+def _md_loss_parity(results: dict[str, Any]) -> list[str]:
+    lines = ["## Lean vs dense heatmap loss on 16-bit heatmaps", ""]
+    lines += _table(["autocast", "lean", "dense", "value rel. err", "gradient rel. err"])
+    for name, r in results.items():
+        lines.append(
+            _row(name, f"{r['lean']:.6g}", f"{r['dense']:.6g}", f"{r['value_rel_err']:.1e}", f"{r['grad_rel_err']:.1e}")
+        )
+    return lines
+
+
+def _md_inference(inf: dict[str, Any]) -> list[str]:
+    batches, precisions = inf["batches"], inf["precisions"]
+    lines = ["## Table 4 — inference images/s (eval, inference_mode)", ""]
+    lines += _table(["backbone", "mode", *(f"batch {b}" for b in batches)])
+    for backbone, e in inf["results"].items():
+        for kind in ("eager", "compiled"):
+            for pname, by_batch in e[kind].items():
+                cells = [_fmt(by_batch.get(str(b), {}).get("images_per_s")) for b in batches]
+                lines.append(_row(LABELS.get(backbone, backbone), f"{kind} {pname}", *cells))
+    for row, label in (("internet_plus", "InterNet+"), ("internet", "InterNet")):
+        cells = [_fmt(PAPER_TABLES_3_4["table4"][row].get(b)) for b in batches]
+        lines.append(_row(f"{label} (paper, 2080Ti)", "as published", *cells))
+    lines += ["", "Inference copy (`optimize_for_inference`) at the largest batch, images/s:", ""]
+    lines += _table(["backbone", "variant", *precisions])
+    for backbone, e in inf["results"].items():
+        for key, by_p in e["optimized"].items():
+            cells = [_fmt(by_p[p]["images_per_s"]) for p in precisions]
+            lines.append(_row(LABELS.get(backbone, backbone), key, *cells))
+    return lines
+
+
+def _md_training_speed(section: dict[str, Any]) -> list[str]:
+    results = section["results"]
+    precisions = sorted({p for e in results.values() for p in e["precisions"]}, key=PRECISIONS.index)
+    lines = [f"## Table 3 — feature extractor and training step (batch {section['batch_size']})", ""]
+    lines += _table(
+        ["backbone", "FE params (M)", "FE MiB"]
+        + [f"s/iter {p}" for p in precisions]
+        + [f"peak MiB {p}" for p in precisions]
+    )
+    for backbone, e in results.items():
+        cells = [_fmt(e["precisions"][p]["time_per_iteration_s"], ".4f") for p in precisions]
+        cells += [_fmt(e["precisions"][p]["peak_memory_mib"], ".0f") for p in precisions]
+        params, mib = f"{e['feature_extractor_params'] / 1e6:.2f}", f"{e['feature_extractor_mib']:.2f}"
+        lines.append(_row(LABELS.get(backbone, backbone), params, mib, *cells))
+    for row, label in (("internet_plus", "InterNet+"), ("internet", "InterNet")):
+        t3 = PAPER_TABLES_3_4["table3"][row]
+        time_cell = f"{t3['time_per_iteration_s']} (2080Ti, precision not stated)"
+        lines.append(_row(f"{label} (paper)", f"{t3['params_m']:.2f}", f"{t3['size_mb']:.2f}", time_cell))
+    return lines
+
+
+def _md_data_wait(dw: dict[str, Any]) -> list[str]:
+    rates = ", ".join(f"{k} {v:.0f} samples/s" for k, v in dw["per_core_samples_per_s"].items())
+    lines = [
+        f"## Data wait ({dw['precision']}, InterNet+, augmentation on; {dw['cores']} cores, "
+        f"auto = {dw['auto_workers']} workers)",
+        "",
+        f"Per-core pipeline rate (one worker): {rates}.",
+        "",
+    ]
+    lines += _table(["format", "workers", "steps", "step ms (median)", "wait ms (median / p90)", "data wait"])
+    for r in dw["runs"]:
+        workers = f"{r['workers']}{' (auto)' if r['auto'] else ''}"
+        wait = f"{_fmt(r['wait_ms_median'])} / {_fmt(r['wait_ms_p90'])}"
+        share = f"{_fmt(100 * r['data_wait_fraction'])} %"
+        lines.append(_row(r["format"], workers, r["steps"], _fmt(r["step_ms_median"]), wait, share))
+    return lines
+
+
+def _md_ddp(ddp: dict[str, Any]) -> list[str]:
+    c = ddp["in_process"]
+    lines = [
+        "## DDP",
+        "",
+        f"- in process: {c['strategy']} ({c['backend']}), world size {c['world_size']}, {c['precision']}, "
+        f"BatchNorm {c['batchnorm']}, batch {c['global_batch']} global / {c['per_process_batch']} per process, "
+        f"test/epe_mm {_fmt(c['test'].get('test/epe_mm'))}",
+    ]
+    if ddp.get("train_py"):
+        t = ddp["train_py"]
+        epe = _fmt(t["metrics"].get("test/epe_mm"))
+        lines.append(f"- `train.py` on {t['devices']} device(s): exit {t['exit']}, test/epe_mm {epe}")
+    return lines
+
+
+def _met(flag: Any) -> str:
+    return "met" if flag else "not met"
+
+
+def _md_goals(g: dict[str, Any]) -> list[str]:
+    pr = g["paper"]
+    lines = ["## InterNet+/InterNet ratios and goals", ""]
+    for kind, by_batch in g.get("inference_ratios", {}).items():
+        lines.append(f"- inference {kind}: " + ", ".join(f"batch {b} {v:.3f}" for b, v in by_batch.items()))
+    lines.append(
+        f"- paper inference: batch 1 {pr['throughput']['1']:.3f}, batch 32 {pr['throughput']['32']:.3f}; "
+        f"goal ≥ {GOALS['inference_ratio_b32']} at batch 32: {_met(g.get('inference_goal_met'))}"
+    )
+    if "training_speed_ratios" in g:
+        ours = ", ".join(f"{p} {v:.3f}" for p, v in g["training_speed_ratios"].items())
+        lines.append(
+            f"- training speed (InterNet s/iter ÷ InterNet+ s/iter): {ours}; paper {1 / pr['time_per_iteration']:.3f}; "
+            f"goal ≥ {GOALS['training_ratio']}: {_met(g.get('training_goal_met'))}"
+        )
+    if "data_wait_auto_worst" in g:
+        lines.append(
+            f"- data wait at auto workers (worst format): {100 * g['data_wait_auto_worst']:.1f} %; "
+            f"goal ≤ {100 * GOALS['data_wait_fraction']:.0f} %: {_met(g.get('data_wait_goal_met'))}"
+        )
+    return lines
+
+
+def markdown(report_json: dict[str, Any]) -> str:
+    """The tables of ``gpu_check.md`` (everything is also in the JSON)."""
+    m, s = report_json["machine"], report_json["sections"]
+    lines = [
+        f"# GPU check — {m['device_name']}",
+        "",
+        f"{m['date']}; torch {m['torch']}, CUDA {m['cuda']}, cuDNN {m['cudnn']}, Lightning {m['lightning']}; "
+        f"{m['cpu_count']} CPU cores ({m['cpu']}); total {report_json['seconds']:.0f} s."
+        + (" **CPU dry run: no GPU figures.**" if report_json["dry_run"] else ""),
+        "",
+        f"Checks: {report_json['passed']} passed, {report_json['failed']} failed.",
+        "",
+    ]
+    for name, sec in s.items():
+        if sec.get("status") != "ok":
+            lines.append(f"- section `{name}`: **{sec.get('status')}** {sec.get('reason', sec.get('error', ''))}")
+    renderers: list[tuple[Any, Callable[[Any], list[str]]]] = [
+        (s.get("training_matrix", {}).get("runs"), _md_matrix),
+        (s.get("loss_parity", {}).get("results"), _md_loss_parity),
+        (s.get("inference") if s.get("inference", {}).get("results") else None, _md_inference),
+        (s.get("training_speed") if s.get("training_speed", {}).get("results") else None, _md_training_speed),
+        (s.get("data_wait") if s.get("data_wait", {}).get("runs") else None, _md_data_wait),
+        (s.get("ddp") if s.get("ddp", {}).get("in_process") else None, _md_ddp),
+        (report_json.get("goals"), _md_goals),
+    ]
+    for data, render in renderers:
+        if data:
+            lines += ["", *render(data)]
+    failed = [c for c in report_json["checks"] if not c["passed"]]
+    if failed:
+        lines += ["", "## Failed checks", ""] + [f"- {c['section']}: {c['name']} — {c['detail']}" for c in failed]
+    return "\n".join(lines) + "\n"
