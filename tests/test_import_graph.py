@@ -11,6 +11,7 @@ only).
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 from conftest import ROOT
@@ -66,71 +67,21 @@ def import_graph(src: Path, package: str) -> dict[str, set[str]]:
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle (its modules in import order) for every strongly connected component with more than one module."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[set[str]] = []
-    counter = 0
-    for root in sorted(graph):  # Tarjan's algorithm, iteratively
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in graph:
-                    continue
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    components.append(component)
-    return [_cycle_in(graph, component) for component in components]
-
-
-def _cycle_in(graph: dict[str, set[str]], component: set[str]) -> list[str]:
-    """A shortest cycle through the first module of ``component`` (breadth-first back to it, inside the component)."""
-    start = min(component)
-    parents: dict[str, str] = {}
-    frontier = [start]
-    while frontier:
-        following = []
-        for node in frontier:
-            for child in sorted(graph[node] & component):
-                if child == start:
-                    path = [node]
-                    while path[-1] != start:
-                        path.append(parents[path[-1]])
-                    return path[::-1]
-                if child not in parents:
-                    parents[child] = node
-                    following.append(child)
-        frontier = following
-    raise AssertionError(f"no cycle through {start} in {sorted(component)}")  # pragma: no cover - a component has one
+    """The import cycles, each as its modules in order: ``graphlib`` reports one, its first edge is dropped, and the
+    search goes on until the graph sorts."""
+    graph = {node: set(edges) for node, edges in graph.items()}
+    cycles = []
+    while True:
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as err:
+            cycle = err.args[1][:-1]  # [a, b, ..., a]: a path back to its start
+            cycles.append(cycle)
+            first, second = cycle[0], cycle[1]
+            graph[first].discard(second)
+            graph[second].discard(first)
+        else:
+            return cycles
 
 
 def tools_importers(graph: dict[str, set[str]], tools: str) -> list[str]:
