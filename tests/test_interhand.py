@@ -481,6 +481,9 @@ def test_mrrpe_hand_computed() -> None:
     metric.reset()
     _update(metric, s, np.full((2, 2), 0.9), np.ones(2))
     assert torch.isnan(metric.compute()["mrrpe_mm"])
+    # nothing scored is "undefined", which the LightningModule leaves out of metrics.json (not a NaN result)
+    scored = metric.scored()
+    assert scored["mrrpe_mm"] is False and scored["mpjpe_all_mm"] is True and scored["handedness_acc"] is True
 
 
 def test_handedness_and_combined_metrics() -> None:
@@ -554,8 +557,9 @@ def test_hydra_datamodule_batch_matches_rhd(fake_tree: tuple[Path, dict], tmp_pa
         input_size=64,
         val_fraction=0.0,
     )
-    dm2.setup("test")
-    assert all(b["hand_type"].eq(1.0).all() for b in dm2.test_dataloader())
+    assert not len(select_rows(dm2.split_data("test")[0], "interacting"))  # this test split has single hands only
+    with pytest.raises(DatasetLayoutError, match="evaluation split has no samples"):  # an empty split is an error
+        dm2.setup("test")
     with pytest.raises(ValueError, match="test_split"):
         InterHandDataModule(root=str(root), test_split="dev")
 
@@ -656,3 +660,80 @@ def test_interhand_metrics_under_ddp_equal_one_process(tmp_path: Path) -> None:
         got = torch.load(tmp_path / f"rank{rank}.pt")
         for name, value in ref.items():
             assert got[name].item() == pytest.approx(value, rel=1e-6), (rank, name)  # float32 distances
+
+
+# ------------------------------------------------------------------------------------------------ bad test samples
+
+
+def _spoil_test_split(root: Path, files: dict[str, Path], case: str) -> int:
+    """Spoil the test split's first annotation (or empty the split); returns that annotation's id."""
+    data = json.loads(files["data"].read_text())
+    ann = data["annotations"][0]
+    image = next(i for i in data["images"] if i["id"] == ann["image_id"])
+    capture, camera, frame = str(image["capture"]), str(image["camera"]), str(image["frame_idx"])
+    if case in ("nan joint", "world*1e6"):
+        joints = json.loads(files["joint_3d"].read_text())
+        world = np.asarray(joints[capture][frame]["world_coord"], dtype=np.float64)
+        if case == "nan joint":
+            world[3, 0] = np.nan
+        else:
+            world *= 1e6
+        joints[capture][frame]["world_coord"] = world.tolist()
+        files["joint_3d"].write_text(json.dumps(joints))
+    elif case == "focal 0":
+        cameras = json.loads(files["camera"].read_text())
+        cameras[capture]["focal"][camera] = [0.0, 0.0]
+        files["camera"].write_text(json.dumps(cameras))
+    elif case == "joint_valid 0":
+        ann["joint_valid"] = [[0]] * len(ann["joint_valid"])
+    elif case == "box outside":
+        ann["bbox"] = [image["width"] + 100.0, 10.0, 50.0, 50.0]
+    elif case == "empty test":
+        data["images"], data["annotations"] = [], []
+    files["data"].write_text(json.dumps(data))
+    return int(ann["id"])
+
+
+def _ih_datamodule(root: Path, cache: Path, **kwargs) -> InterHandDataModule:
+    args = dict(root=str(root), cache_dir=str(cache), batch_size=2, num_workers=0, input_size=64, val_fraction=0.0)
+    return InterHandDataModule(**{**args, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("nan joint", "world joints .* not finite"),
+        ("world*1e6", r"outside 0 < z < 5 m|no annotated joint in front"),
+        ("focal 0", "focal length not positive"),
+        ("joint_valid 0", "no annotated joint in front of the camera"),
+        ("box outside", "box not finite or outside the image"),
+        ("empty test", "evaluation split has no samples"),
+    ],
+)
+def test_bad_test_annotation_stops_setup_or_is_skipped(tmp_path: Path, case: str, problem: str) -> None:
+    root = tmp_path / "InterHand2.6M"
+    splits = write_interhand_tree(root, {"train": 6, "test": 6}, cameras_per_capture=2, interacting_fraction=0.5)
+    annot_id = _spoil_test_split(root, splits["test"].files, case)
+    strict = _ih_datamodule(root, tmp_path / "cache")
+    with pytest.raises(DatasetLayoutError, match=problem) as info:
+        strict.setup("fit")  # the fit stage checks the test split before the first step
+    assert "InterHand2.6M_test_data.json" in str(info.value)
+    if case == "empty test":
+        return
+    assert f"(annotation {annot_id}, box" in str(info.value) and "images/test/Capture" in str(info.value)
+    lenient = _ih_datamodule(root, tmp_path / "cache", on_bad_sample="skip")
+    lenient.setup("fit")
+    lenient.setup("test")
+    assert annot_id not in lenient.test_set.annot_ids
+    assert lenient.skipped_test_samples >= 1 and len(lenient.test_set) == 6 - lenient.skipped_test_samples
+    verifying = _ih_datamodule(root, tmp_path / "cache", verify=True, on_bad_sample="skip")
+    with pytest.raises(DatasetLayoutError, match=f"data.verify found {lenient.skipped_test_samples} of 6"):
+        verifying.split_data("test")  # data.verify range-checks the values too, whatever the policy
+
+
+def test_missing_test_annotations_are_found_at_fit_setup(tmp_path: Path) -> None:
+    root = tmp_path / "InterHand2.6M"
+    write_interhand_tree(root, {"train": 6, "test": 4})
+    shutil.rmtree(root / "annotations" / "test")
+    with pytest.raises(DatasetLayoutError, match="test"):
+        _ih_datamodule(root, tmp_path / "cache").setup("fit")

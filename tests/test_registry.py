@@ -129,10 +129,8 @@ def test_a_checkpoint_from_before_the_registry_loads_and_resumes(tmp_path: Path)
     old = HandPoseModule(**hparams)  # what the old checkpoint's hyperparameters build now
     assert isinstance(old.backbone, InterNetPlusBackbone) and old.backbone.out_channels == 64
     path = tmp_path / "old.ckpt"
-    torch.save(
-        {"state_dict": old.state_dict(), "hyper_parameters": hparams, "pytorch-lightning_version": L.__version__},
-        path,
-    )
+    saved = {"state_dict": old.state_dict(), "hyper_parameters": hparams, "pytorch-lightning_version": L.__version__}
+    torch.save({**saved, "optimizer_states": [], "loops": {}}, path)  # a last.ckpt: resumable
     loaded = HandPoseModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), old.state_dict().values(), strict=True))
     check_resume_compatible(path, cfg.model)  # the current config (with _target_) is the same model

@@ -1,4 +1,5 @@
-"""Reliability: path escapes, corrupt images, atomic checkpoints, resume, SIGTERM, non-finite loss, config errors."""
+"""Reliability: path escapes, corrupt images, atomic checkpoints, checkpoint errors, run directories, resume,
+SIGTERM, non-finite loss, config errors."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as L
 import torch
 from conftest import ROOT, compose_config, tiny_train_overrides
 
 from internet_plus.callbacks import AtomicCheckpointIO
+from internet_plus.checkpoints import CheckpointError, load_model, read_checkpoint
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.rhd import RHDDataset
 from internet_plus.data.safe_paths import PathEscapeError, safe_join
 from internet_plus.tasks.resume import ResumeMismatchError, _plain_model_config, check_resume_compatible, resolve_resume
+from internet_plus.tasks.run_dir import NewRunDirOnly, RunDirInUseError, check_new_run_dir
 
 # ------------------------------------------------------------------------------------------------ path escapes
 
@@ -136,7 +140,7 @@ def test_resume_refuses_another_model_config(synthetic_root: Path, tmp_path: Pat
     old = logs / "train" / "runs" / "old" / "checkpoints" / "last.ckpt"
     old.parent.mkdir(parents=True)
     hparams = _plain_model_config(cfg.model)
-    torch.save({"state_dict": {}, "hyper_parameters": hparams}, old)
+    torch.save(_resumable(hparams), old)
     check_resume_compatible(old, cfg.model)
 
     from omegaconf import open_dict
@@ -147,7 +151,7 @@ def test_resume_refuses_another_model_config(synthetic_root: Path, tmp_path: Pat
 
     hparams["backbone"]["name"] = "resnet50"
     hparams["posenet"]["mlp_hidden"] = 64
-    torch.save({"state_dict": {}, "hyper_parameters": hparams}, old)
+    torch.save(_resumable(hparams), old)
     with pytest.raises(ResumeMismatchError, match=r"model\.backbone\.name: 'resnet50'") as err:
         resolve_resume(cfg)
     assert "model.posenet.mlp_hidden: 64" in str(err.value)
@@ -157,31 +161,250 @@ def test_resume_refuses_another_model_config(synthetic_root: Path, tmp_path: Pat
         resolve_resume(cfg)
 
 
+def _resumable(hparams: dict) -> dict:
+    """The keys of a Lightning checkpoint that resuming reads (a real last.ckpt holds more)."""
+    return {
+        "state_dict": {},
+        "hyper_parameters": hparams,
+        "pytorch-lightning_version": L.__version__,
+        "optimizer_states": [],
+        "loops": {},
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_hparams(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("hparams")
+    return _plain_model_config(compose_config("train", tiny_train_overrides(synthetic_root, tmp), tmp / "run").model)
+
+
+def _bad_checkpoints(folder: Path, hparams: dict) -> dict[str, tuple[Path, str]]:
+    """Each kind of wrong file, and what the error must say about it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = folder / "good.ckpt"
+    torch.save(_resumable(hparams), good)
+    cases = {}
+
+    def case(name: str, expected: str, write) -> None:
+        path = folder / f"{name}.ckpt"
+        write(path)
+        cases[name] = (path, expected)
+
+    case("text", r"is a text file .*it begins 'step,loss'", lambda p: p.write_text("step,loss\n1,0.5\n"))
+    case("empty", r"is an empty file \(0 bytes\)", lambda p: p.write_bytes(b""))
+    blob = good.read_bytes()
+    case("truncated", r"is a truncated or damaged zip archive", lambda p: p.write_bytes(blob[: len(blob) // 2]))
+    case("binary", r"is not a PyTorch checkpoint \(a binary file", lambda p: p.write_bytes(bytes(range(200, 256)) * 4))
+    case("folder", r"is a folder, not a checkpoint file", lambda p: p.mkdir())
+    case(
+        "state_dict",
+        r"is a plain state_dict \(2 tensors, e.g. 'backbone.w'\)",
+        lambda p: torch.save({"backbone.w": torch.ones(2), "posenet.b": torch.zeros(1)}, p),
+    )
+    # the legacy (pickle-format) torch.save: read without mmap, so the error is about its content
+    case(
+        "legacy_state_dict",
+        r"is a plain state_dict",
+        lambda p: torch.save({"w": torch.ones(2)}, p, _use_new_zipfile_serialization=False),
+    )
+    case(
+        "no_lightning",
+        r"no 'pytorch-lightning_version'",
+        lambda p: torch.save({"state_dict": {}, "hyper_parameters": hparams}, p),
+    )
+    case(
+        "no_hparams",
+        r"without saved hyperparameters",
+        lambda p: torch.save({"state_dict": {}, "pytorch-lightning_version": L.__version__}, p),
+    )
+    case(
+        "other_model",
+        r"hyperparameters of another model \(unknown: hidden_dim, num_layers; missing: backbone\)",
+        lambda p: torch.save(
+            {
+                "state_dict": {},
+                "pytorch-lightning_version": "2.0",
+                "hyper_parameters": {"hidden_dim": 8, "num_layers": 2},
+            },
+            p,
+        ),
+    )
+    return cases
+
+
+def test_every_wrong_checkpoint_file_is_named_with_what_it_is(tmp_path: Path, tiny_hparams: dict) -> None:
+    from internet_plus.export import load_module
+
+    for name, (path, expected) in _bad_checkpoints(tmp_path, tiny_hparams).items():
+        for load in (read_checkpoint, load_model, load_module):
+            with pytest.raises(CheckpointError, match=expected) as err:
+                load(path)
+            assert str(path) in str(err.value), name
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    weights_only = tmp_path / "best.ckpt"
+    torch.save(
+        {k: v for k, v in _resumable(tiny_hparams).items() if k not in ("optimizer_states", "loops")}, weights_only
+    )
+    read_checkpoint(weights_only)  # fine for eval, predict and export
+    with pytest.raises(CheckpointError, match=r"is a weights-only checkpoint .*Resume from the run's"):
+        check_resume_compatible(weights_only, tiny_hparams)
+
+
+def test_eval_predict_and_resume_name_a_wrong_checkpoint_before_any_work(
+    synthetic_root: Path, tmp_path: Path, tiny_hparams: dict
+) -> None:
+    from omegaconf import open_dict
+
+    from internet_plus.tasks import eval as eval_task
+    from internet_plus.tasks import predict as predict_task
+
+    cases = _bad_checkpoints(tmp_path / "bad", tiny_hparams)
+    text, expected = cases["text"]
+    cfg = compose_config("eval", [f"ckpt_path={text}", "trainer=cpu", "logger=none"], tmp_path / "eval")
+    with pytest.raises(CheckpointError, match=expected):
+        eval_task.run(cfg)
+    out = tmp_path / "predicted"
+    cfg = compose_config("predict", [f"ckpt_path={text}", f"input={tmp_path}", f"out={out}"], tmp_path / "predict")
+    with pytest.raises(CheckpointError, match=expected):
+        predict_task.run(cfg)
+    assert not out.exists()
+
+    # resume=last picks the newest last.ckpt: a corrupt one is named, with what it is
+    logs = tmp_path / "logs"
+    cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp_path), logs / "train" / "runs" / "new")
+    last = logs / "train" / "runs" / "old" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(cases["truncated"][0].read_bytes())
+    with open_dict(cfg):
+        cfg.resume = "last"
+    with pytest.raises(CheckpointError, match=r"resume=last \(the newest .*last\.ckpt is a truncated") as err:
+        resolve_resume(cfg)
+    assert str(last) in str(err.value)
+    with open_dict(cfg):
+        cfg.resume = str(cases["empty"][0])
+    with pytest.raises(CheckpointError, match=r"resume: .*empty\.ckpt is an empty file"):
+        resolve_resume(cfg)
+
+
+def test_partial_saves_are_never_named_checkpoints_and_are_removed_when_the_run_resumes(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    from omegaconf import open_dict
+
+    logs = tmp_path / "logs"
+    cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp_path), logs / "train" / "runs" / "new")
+    last = logs / "train" / "runs" / "old" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    torch.save(_resumable(_plain_model_config(cfg.model)), last)
+    partial = last.with_name("last.ckpt.tmp")  # what kill -9 during a save leaves
+    partial.write_bytes(b"PK\x03\x04 partial")
+    os.utime(partial, (time.time() - 3600, time.time() - 3600))
+    fresh = last.with_name("best.ckpt.tmp")  # being written right now by a live run: left alone
+    fresh.write_bytes(b"PK\x03\x04")
+    with open_dict(cfg):
+        cfg.resume = "last"
+    assert resolve_resume(cfg) == str(last)
+    assert not partial.exists() and fresh.exists() and last.is_file()
+
+
+def test_checkpoints_are_held_back_until_their_weights_gave_a_finite_loss(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "state_dict": {"w": torch.ones(2)}}, path)
+    io.defer = True
+    io.save_checkpoint({"global_step": 2, "state_dict": {"w": torch.full((2,), 1e10)}}, path)
+    assert torch.load(path, weights_only=True)["global_step"] == 1  # held back in memory, nothing named on disk
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+    assert io.discard() == {path: 2}  # the next loss was not finite: never written
+    io.commit()
+    assert torch.load(path, weights_only=True)["global_step"] == 1
+    io.save_checkpoint({"global_step": 3, "state_dict": {"w": torch.ones(2)}}, path)
+    io.commit()  # the next loss was finite
+    assert torch.load(path, weights_only=True)["global_step"] == 3
+    assert io.last_good() == f"the last good checkpoint: {path} (global step 3)"
+    with pytest.raises(FloatingPointError, match=r"not saving .*last\.ckpt at global step 4: weight 'w' holds 1 non"):
+        io.save_checkpoint({"global_step": 4, "state_dict": {"w": torch.tensor([1.0, float("inf")])}}, path)
+    assert not io.pending and torch.load(path, weights_only=True)["global_step"] == 3
+
+
+def test_a_run_never_writes_into_another_runs_directory(synthetic_root: Path, tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from internet_plus.tasks import train as train_task
+
+    old = tmp_path / "old_run"
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (old / "train.log").write_text("")
+    check_new_run_dir(old)  # only Hydra's files of this start: a fresh run (or a multirun job)
+    (old / ".pl_hydra_rank_1").mkdir()  # Lightning's DDP rank 1 in rank 0's directory
+    check_new_run_dir(old)
+    (old / "checkpoints").mkdir()
+    (old / "metrics.json").write_text("{}")
+    with pytest.raises(RunDirInUseError, match=r"run directory .*old_run is not empty \(it holds checkpoints, metrics"):
+        check_new_run_dir(old)
+    cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp_path), old)
+    with pytest.raises(RunDirInUseError, match="old_run"):
+        train_task.run(cfg)
+    assert not list(old.glob("checkpoints/*")) and (old / "metrics.json").read_text() == "{}"
+
+    # before Hydra writes anything (its config, its log): the train config's Hydra callback
+    callback = NewRunDirOnly()
+    hydra_cfg = OmegaConf.create(
+        {"hydra": {"run": {"dir": str(old)}, "sweep": {"dir": str(old)}, "job": {"name": "train"}}}
+    )
+    with pytest.raises(SystemExit, match=r"RunDirInUseError: hydra.run.dir .*old_run is not empty"):
+        callback.on_run_start(config=hydra_cfg)
+    with pytest.raises(SystemExit, match=r"hydra.sweep.dir .*old_run is not empty"):
+        callback.on_multirun_start(config=hydra_cfg)
+    new = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "new")}, "job": {"name": "train"}}})
+    callback.on_run_start(config=new)  # a new folder: nothing to say
+    for entry in ("train", "eval", "predict", "export"):  # every entry point (conf/hydra/default.yaml)
+        overrides = {"train": [], "eval": ["ckpt_path=x"], "predict": ["ckpt_path=x", "input=y"]}.get(
+            entry, ["ckpt_path=x"]
+        )
+        assert "new_run_dir" in compose_config(entry, overrides, tmp_path / entry).hydra.callbacks
+
+
 def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(
     synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     from internet_plus.lit_module import HandPoseModule
     from internet_plus.tasks import train as train_task
 
-    original = HandPoseModule.training_step
+    original, original_step = HandPoseModule.training_step, HandPoseModule.optimizer_step
 
     def poisoned(self, batch, batch_idx):
-        if self.global_step >= 3:
+        if self.global_step >= 3:  # the exploded weights of step 2 give a non-finite loss
             batch = dict(batch, image=batch["image"] * float("nan"))
         return original(self, batch, batch_idx)
 
+    def diverging(self, *args, **kwargs):
+        original_step(self, *args, **kwargs)
+        if self.global_step == 3:  # a diverging learning rate: huge but finite weights come out of step 2
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(1e10)
+
     monkeypatch.setattr(HandPoseModule, "training_step", poisoned)
+    monkeypatch.setattr(HandPoseModule, "optimizer_step", diverging)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 s instead of 30 s on a loaded 2-core machine
     request.addfinalizer(lambda: torch.set_num_threads(threads))
     run_dir = tmp_path / "run"
-    extra = ("debug=limit", "callbacks.step_checkpoint.every_n_train_steps=2")
+    extra = ("debug=limit", "callbacks.step_checkpoint.every_n_train_steps=1")
     cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp_path, *extra), run_dir)
-    with pytest.raises(FloatingPointError, match="global step 3"):
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.raises(FloatingPointError, match="global step 3") as err:
         train_task.run(cfg)
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 2
-    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert f"the last good checkpoint: {last} (global step 2)" in str(err.value)
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 2  # not 3: the weights that came out of step 2 produced the NaN
+    weights = [v for v in ckpt["state_dict"].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in weights)
+    assert max(float(v.abs().max()) for v in weights) < 1e6
+    assert not list(last.parent.glob("*.tmp"))
 
 
 # ------------------------------------------------------------------------------------------------ subprocesses
@@ -207,12 +430,14 @@ def test_config_mistakes_fail_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "logs").exists()  # nothing was started
 
 
-def _training_args(synthetic_root: Path, tmp_path: Path, run_dir: Path, *extra: str) -> list[str]:
+def _training_args(
+    synthetic_root: Path, tmp_path: Path, run_dir: Path, *extra: str, monitor: str = "null"
+) -> list[str]:
     return [
         *tiny_train_overrides(synthetic_root, tmp_path),
         "data.limit_train_samples=16",  # 4 steps per epoch
         "data.augmentation.enabled=false",
-        "callbacks.model_checkpoint.monitor=null",  # best.ckpt = the final weights, so both runs test the same thing
+        f"callbacks.model_checkpoint.monitor={monitor}",  # null: best.ckpt = the final weights
         "callbacks.lr_monitor=null",
         f"hydra.run.dir={run_dir}",
         *extra,
@@ -227,37 +452,66 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+def _global_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(synthetic_root: Path, tmp_path: Path) -> None:
-    epochs = ("trainer.max_epochs=5", "callbacks.step_checkpoint.every_n_train_steps=4")
+    """Killed after its best validation epoch and resumed into a new directory, a run tests the same checkpoint (the
+    best epoch before the kill) and gets the same test metrics as an uninterrupted run."""
+    epochs = ("trainer.max_epochs=6", "callbacks.step_checkpoint.every_n_train_steps=4")
     ref_dir, killed_dir, resumed_dir = tmp_path / "ref", tmp_path / "killed", tmp_path / "resumed"
-    ref = _cli(_training_args(synthetic_root, tmp_path, ref_dir, *epochs), tmp_path, timeout=300)
-    assert ref.returncode == 0, ref.stderr[-3000:]
 
-    cmd = [sys.executable, str(ROOT / "train.py"), *_training_args(synthetic_root, tmp_path, killed_dir, *epochs)]
+    def args(run_dir: Path, *extra: str) -> list[str]:
+        return _training_args(synthetic_root, tmp_path, run_dir, *epochs, *extra, monitor="val/epe_mm")
+
+    ref = _cli(args(ref_dir), tmp_path, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    history = [json.loads(line) for line in (ref_dir / "val_history.jsonl").read_text().splitlines()]
+    best = min(history, key=lambda r: r["val/epe_mm"])
+    assert best["step"] < history[-1]["step"], history  # the best epoch is not the last one: the case of the bug
+    assert _global_step(ref_dir / "checkpoints" / "best.ckpt") == best["step"]
+
+    cmd = [sys.executable, str(ROOT / "train.py"), *args(killed_dir)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = killed_dir / "checkpoints" / "last.ckpt"
     _wait_for(last, proc)
+    seen = None
+    while _global_step(last) < best["step"]:  # kill after the best epoch's checkpoint is on disk
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        while last.stat().st_mtime_ns == seen:
+            time.sleep(0.02)
+        seen = last.stat().st_mtime_ns
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert not (killed_dir / "metrics.json").exists()
-    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    assert 0 < killed_at < 20
+    killed_at = _global_step(last)
+    assert best["step"] <= killed_at < history[-1]["step"]
 
-    args = _training_args(synthetic_root, tmp_path, resumed_dir, *epochs, f"resume={last}")
-    resumed = _cli(args, tmp_path, timeout=300)
+    resumed = _cli(args(resumed_dir, f"resume={last}"), tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not (killed_dir / "metrics.json").exists()  # the old run directory is left alone
+    assert "resume: best val/epe_mm so far" in resumed.stdout + resumed.stderr
+    tested = resumed_dir / "checkpoints" / "best.ckpt"
+    assert f"testing {tested}" in (resumed_dir / "train.log").read_text()
+    ref_best = torch.load(ref_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    got_best = torch.load(tested, map_location="cpu", weights_only=True)
+    assert got_best["global_step"] == ref_best["global_step"] == best["step"]  # the same checkpoint is tested
+    assert all(torch.equal(got_best["state_dict"][k], v) for k, v in ref_best["state_dict"].items())
     a = json.loads((ref_dir / "metrics.json").read_text())
     b = json.loads((resumed_dir / "metrics.json").read_text())
     diff = max(abs(a[k] - b[k]) for k in a if k != "test/pck_curve" and a[k] is not None)
-    print(f"resumed from global step {killed_at}: max |difference| of the test metrics = {diff:.3g}")
+    print(f"resumed from step {killed_at} (best at {best['step']}): max |difference| of the test metrics = {diff:.3g}")
     # Same seed, same data order, CPU float32: measured 0 here; the bound leaves room for a different BLAS
     # summation order (1e-3 mm of EPE is far below anything that matters).
     assert diff <= 1e-3, (a, b)
 
-    mismatched = _cli([*args, "model.posenet.mlp_hidden=64"], tmp_path, timeout=120)
+    mismatched = _cli([*args(tmp_path / "mismatched", f"resume={last}"), "model.posenet.mlp_hidden=64"], tmp_path)
     assert mismatched.returncode != 0 and "model.posenet.mlp_hidden" in mismatched.stderr
+    again = _cli(args(resumed_dir, f"resume={last}"), tmp_path, timeout=120)  # into the finished run's directory
+    assert again.returncode != 0 and f"hydra.run.dir {resumed_dir} is not empty" in again.stderr
+    assert json.loads((resumed_dir / "metrics.json").read_text()) == b
 
 
 @pytest.mark.slow

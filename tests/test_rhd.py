@@ -722,3 +722,58 @@ def test_read_rgb_refuses_a_jpeg_cut_short(tmp_path: Path) -> None:
         read_rgb(cut)
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_rgb(tmp_path / "missing.png")
+
+
+# ------------------------------------------------------------------------------------------------ (e) bad samples
+
+
+def _spoil_evaluation(root: Path, case: str) -> int:
+    """Spoil one evaluation annotation of a fresh tree; returns its sample id."""
+    path = root / "evaluation" / "anno_evaluation.pickle"
+    anno = pickle.loads(path.read_bytes())
+    sample_id = sorted(anno)[1]
+    if case == "K=0":
+        anno[sample_id]["K"] = np.zeros((3, 3), dtype=np.float32)
+    elif case == "xyz*1e6":
+        anno[sample_id]["xyz"] = anno[sample_id]["xyz"] * 1e6
+    else:  # every keypoint invisible: nothing to score with eval_visible_only
+        anno[sample_id]["uv_vis"][:, 2] = 0
+    path.write_bytes(pickle.dumps(anno, protocol=2))
+    return sample_id
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [("K=0", "implausible intrinsics"), ("xyz*1e6", "outside 0 < z < 5 m"), ("no joint", "no joint is annotated")],
+)
+def test_bad_evaluation_sample_stops_setup_or_is_skipped(tmp_path: Path, case: str, problem: str) -> None:
+    root = tmp_path / "RHD_published_v2"
+    _build_rhd_tree(root, num_train=4)
+    sample_id = _spoil_evaluation(root, case)
+    visible = {"eval_visible_only": True} if case == "no joint" else {}
+    strict = _datamodule(root, **visible)
+    with pytest.raises(DatasetLayoutError, match=problem) as info:
+        strict.setup("fit")  # before training: the fit stage checks the evaluation split too
+    assert f"evaluation/color/{sample_id:05d}.png (sample {sample_id})" in str(info.value)
+    assert "on_bad_sample=skip" in str(info.value) and strict.train_set is not None and strict.test_set is None
+
+    lenient = _datamodule(root, on_bad_sample="skip", **visible)
+    lenient.setup("fit")
+    lenient.setup("test")
+    assert sample_id not in lenient.test_set.sample_ids and len(lenient.test_set) == 2
+    assert lenient.skipped_test_samples == 1
+    assert _datamodule(root, limit_eval_samples=1, **visible).test_positions().tolist() == [0]  # not scored: no stop
+
+
+def test_every_split_is_checked_at_setup(tmp_path: Path) -> None:
+    root = tmp_path / "RHD_published_v2"
+    _build_rhd_tree(root, num_train=4)
+    shutil.rmtree(root / "evaluation")
+    with pytest.raises(DatasetLayoutError, match=r"evaluation/anno_evaluation\.pickle is missing"):
+        _datamodule(root).setup("fit")
+    dm = _datamodule(root)
+    dm.tests_after_fit = False  # train.py with test=false: the run never reads the evaluation split
+    dm.setup("fit")
+    assert dm.train_set is not None and dm.test_set is None
+    with pytest.raises(ValueError, match="on_bad_sample"):
+        _datamodule(root, on_bad_sample="ignore")

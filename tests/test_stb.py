@@ -544,3 +544,19 @@ def test_truncated_image_raises_with_its_name_or_is_skipped_and_counted(
     with caplog.at_level("WARNING"):
         dm.teardown("test")
     assert "1 unreadable test image(s) were skipped" in caplog.text
+
+
+def test_bad_test_frame_stops_setup_or_is_skipped(tmp_path: Path) -> None:
+    root = write_stb_tree(tmp_path / "STB", views=("sk",))
+    label = root / "labels" / "B1Counting_SK.mat"
+    hand_para = scipy.io.loadmat(str(label))["handPara"]
+    hand_para[:, :, 1] *= 1e6  # metres read as micrometres: a test EPE of millions of mm
+    write_labels(root, "B1Counting", "SK", hand_para)
+    kwargs = dict(root=str(root), batch_size=2, num_workers=0, input_size=64, val_fraction=0.0)
+    with pytest.raises(DatasetLayoutError, match=r"SK_color_1\.png \(frame 1 of labels/B1Counting_SK\.mat\)") as info:
+        STBDataModule(**kwargs).setup("fit")  # the fit stage checks the test split before the first step
+    assert "outside 0 < z < 5 m" in str(info.value)
+    lenient = STBDataModule(**kwargs, on_bad_sample="skip")
+    lenient.setup("test")
+    assert lenient.skipped_test_samples == 1 and ("B1Counting", 1) not in lenient.test_set.sample_ids
+    assert len(lenient.test_set) == 2 * N_FRAMES - 1

@@ -10,15 +10,27 @@ import pytest
 from conftest import compose_config
 from omegaconf import OmegaConf, open_dict
 
-from internet_plus.tasks.common import format_metrics_table, prepare_wandb_environment, write_metrics_json
+from internet_plus.tasks.common import (
+    NonFiniteMetricError,
+    format_metrics_table,
+    prepare_wandb_environment,
+    write_metrics_json,
+)
 from internet_plus.tasks.train import MultirunWithDDPError, check_launch_mode, device_count
 
 
-def test_metrics_json_is_flat_and_nan_safe(tmp_path: Path) -> None:
-    path = write_metrics_json({"test/epe_mm": 12.5, "test/pck_curve": [0.1, 0.2], "test/x": float("nan")}, tmp_path)
+def test_metrics_json_is_flat_and_refuses_null_or_non_finite_metrics(tmp_path: Path) -> None:
+    path = write_metrics_json({"test/epe_mm": 12.5, "test/pck_curve": [0.1, 0.2]}, tmp_path)
     data = json.loads(path.read_text())
-    assert data == {"test/epe_mm": 12.5, "test/pck_curve": [0.1, 0.2], "test/x": None}
+    assert data == {"test/epe_mm": 12.5, "test/pck_curve": [0.1, 0.2]}
     assert not list(tmp_path.glob("*.tmp"))
+    for bad in ({"test/x": float("nan")}, {"test/x": None}, {"test/x": float("inf")}, {"test/x": [0.1, float("nan")]}):
+        out = tmp_path / f"bad{len(list(tmp_path.iterdir()))}"
+        out.mkdir()
+        with pytest.raises(NonFiniteMetricError, match="test/x") as err:
+            write_metrics_json({"test/epe_mm": 12.5, **bad}, out)
+        assert "test/epe_mm" not in str(err.value).split("are null")[0]
+        assert not (out / "metrics.json").exists()
 
 
 def test_metrics_table_lists_every_metric() -> None:

@@ -1,7 +1,14 @@
-"""Checkpoint safety: atomic checkpoint files, and a checkpoint on SIGTERM.
+"""Checkpoint safety: atomic checkpoint files, only good weights saved, the best carried over a resume, SIGTERM.
 
 - :class:`AtomicCheckpointIO` writes ``<path>.tmp``, flushes it to disk, then renames it over ``<path>``
-  (``os.replace``), so a crash or a full disk while saving leaves the previous checkpoint intact.
+  (``os.replace``), so a crash or a full disk while saving leaves the previous checkpoint intact. It refuses to save
+  weights that hold a non-finite value, and it can hold a save back in memory until the weights are known to be good.
+- :class:`FiniteCheckpoints`: during fitting, a checkpoint reaches the disk only once the next training step's loss
+  with its weights came out finite (or training ended normally); on a non-finite loss the held-back save is dropped,
+  so ``last.ckpt`` never holds the weights that produced it. :meth:`AtomicCheckpointIO.last_good` names what is left.
+- :class:`CarryBestCheckpoint`: a run resumed into a new directory starts from the resumed run's best validation
+  score and its best checkpoint file (copied into the new ``checkpoints/``), so the final test uses the same
+  checkpoint as an uninterrupted run.
 - :class:`SigtermCheckpoint`: on SIGTERM Lightning stops after the current batch and raises ``SIGTERMException``
   (it saves nothing by itself outside SLURM auto-requeue); this callback then saves ``last.ckpt`` so the run can resume.
 - :class:`LastCheckpoint`: ``checkpoints/last.ckpt`` after every epoch (what resuming needs), a ``ModelCheckpoint``
@@ -13,12 +20,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytorch_lightning as L
 import torch
@@ -31,7 +41,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AtomicCheckpointIO", "LastCheckpoint", "SigtermCheckpoint", "ValidationHistory"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "CarryBestCheckpoint",
+    "FiniteCheckpoints",
+    "LastCheckpoint",
+    "SigtermCheckpoint",
+    "ValidationHistory",
+]
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -42,26 +59,213 @@ class LastCheckpoint(ModelCheckpoint):
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose local saves are atomic: write ``<path>.tmp``, fsync, ``os.replace`` onto ``<path>``.
 
+    Every save first checks the weights (``state_dict``): a non-finite value raises ``FloatingPointError`` naming the
+    tensor, and nothing is written. With :attr:`defer` on (:class:`FiniteCheckpoints` switches it on while fitting) a
+    save is serialised in memory at once (so it holds exactly the state of that moment) and written by
+    :meth:`commit`, or dropped by :meth:`discard`. :attr:`written` maps every file written to its global step.
     Remote paths (``s3://`` …) keep Lightning's own fsspec transaction.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.defer = False
+        self.pending: dict[Path, tuple[bytes, int | None]] = {}
+        self.written: dict[str, int | None] = {}
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        step = checkpoint.get("global_step")
+        _check_finite_weights(checkpoint, path, step)
         if storage_options is not None or get_filesystem(path).protocol not in ("file", ("file", "local")):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         path = Path(os.fspath(path))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        if self.defer:
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            self.pending[path] = (buffer.getvalue(), step)
+            return
+        _write_atomically(path, lambda f: torch.save(checkpoint, f))
+        self.written[str(path)] = step
+
+    def remove_checkpoint(self, path: _PATH) -> None:
+        self.pending.pop(Path(os.fspath(path)), None)
+        self.written.pop(str(Path(os.fspath(path))), None)
+        super().remove_checkpoint(path)
+
+    def commit(self) -> list[Path]:
+        """Write every held-back save (atomically); returns the files written."""
+        done = []
+        while self.pending:
+            path, (data, step) = next(iter(self.pending.items()))
+            _write_atomically(path, lambda f, data=data: f.write(data))
+            del self.pending[path]
+            self.written[str(path)] = step
+            done.append(path)
+        return done
+
+    def discard(self) -> dict[Path, int | None]:
+        """Drop every held-back save; returns them (file → global step)."""
+        dropped = {path: step for path, (_, step) in self.pending.items()}
+        self.pending.clear()
+        return dropped
+
+    def last_good(self) -> str:
+        """The checkpoints this run wrote (the last good ones), for an error message."""
+        files = [p for p in self.written if Path(p).is_file()]
+        if not files:
+            return "no checkpoint was written before it"
+        shown = ", ".join(f"{p} (global step {self.written[p]})" for p in files)
+        return f"the last good checkpoint{'s' if len(files) > 1 else ''}: {shown}"
+
+
+def _check_finite_weights(checkpoint: dict[str, Any], path: _PATH, step: int | None) -> None:
+    for name, value in (checkpoint.get("state_dict") or {}).items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise FloatingPointError(
+                f"not saving {os.fspath(path)} at global step {step}: weight {name!r} holds {bad} non-finite "
+                "value(s); the checkpoints already on disk are left as they are"
+            )
+
+
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """``write`` into ``<path>.tmp``, fsync, rename onto ``path``; the partial file is removed on any failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _atomic_io(trainer: L.Trainer) -> AtomicCheckpointIO | None:
+    checkpoint_io = getattr(trainer.strategy, "checkpoint_io", None)
+    return checkpoint_io if isinstance(checkpoint_io, AtomicCheckpointIO) else None
+
+
+class FiniteCheckpoints(Callback):
+    """Save only weights known to be good: a checkpoint taken during fitting is held back in memory
+    (:attr:`AtomicCheckpointIO.defer`) until the next training step's loss came out finite with its weights, or
+    training ended; a ``FloatingPointError`` (the non-finite loss of ``HandPoseModule.training_step``) drops it.
+
+    Without this, ``every_n_train_steps=1`` with a diverging learning rate keeps in ``last.ckpt`` the exploded weights
+    (finite, but huge) that produce the NaN one step later. Any other exception (SIGTERM, a crash) writes the held-back
+    save, as an immediate save would have. A no-op unless the trainer's checkpoint IO is :class:`AtomicCheckpointIO`.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        checkpoint_io = _atomic_io(trainer)
+        if checkpoint_io is not None and stage == "fit":
+            checkpoint_io.defer = True
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        checkpoint_io = _atomic_io(trainer)
+        if checkpoint_io is not None and checkpoint_io.pending and bool(torch.isfinite(loss).all()):
+            checkpoint_io.commit()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        checkpoint_io = _atomic_io(trainer)
+        if checkpoint_io is None:
+            return
+        if isinstance(exception, FloatingPointError):
+            for path, step in checkpoint_io.discard().items():
+                log.warning("not saved: %s of global step %s, whose weights gave the non-finite loss", path, step)
+        self._finish(trainer)
+
+    @staticmethod
+    def _finish(trainer: L.Trainer) -> None:
+        checkpoint_io = _atomic_io(trainer)
+        if checkpoint_io is not None:
+            checkpoint_io.commit()
+            checkpoint_io.defer = False
+
+
+class CarryBestCheckpoint(Callback):
+    """On a resume into a new run directory, start every monitoring ``ModelCheckpoint`` from the resumed run's best.
+
+    Lightning restores a ``ModelCheckpoint``'s best score only when its folder is unchanged, so a run resumed into a
+    new directory forgot the best epoch before the interruption and tested the best epoch after it. This callback
+    copies the resumed run's best file(s) into the new folder (``checkpoints/best.ckpt``) and sets the best score and
+    path from the resumed checkpoint's callback state. A best file that is gone, or that was rewritten after the
+    resumed checkpoint (its global step is later), is not carried over (a warning says so).
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, Any] = {}
+        self._step = 0
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._states = dict(checkpoint.get("callbacks") or {})
+        self._step = int(checkpoint.get("global_step", 0))
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for cb in trainer.checkpoint_callbacks:
+            state = self._states.get(cb.state_key) if isinstance(cb, ModelCheckpoint) else None
+            if state is None or not cb.monitor or not cb.dirpath or state.get("best_model_score") is None:
+                continue
+            old_dir = state.get("dirpath")
+            if not old_dir or Path(old_dir).resolve() == Path(cb.dirpath).resolve():
+                continue  # the same folder: Lightning restored everything itself
+            self._carry(trainer, cb, state)
+
+    def _carry(self, trainer: L.Trainer, cb: ModelCheckpoint, state: dict[str, Any]) -> None:
+        scores = dict(state.get("best_k_models") or {state["best_model_path"]: state["best_model_score"]})
+        carried: dict[str, Any] = {}
+        for old, score in scores.items():
+            source = Path(old)
+            step = _saved_step(source)
+            if step is None or step > self._step:
+                why = "is gone" if step is None else f"was rewritten after the resumed checkpoint (global step {step})"
+                log.warning(
+                    "resume: the resumed run's best checkpoint %s (%s = %.6g) %s: not carried over; this run's best "
+                    "covers the epochs after the resume",
+                    source,
+                    cb.monitor,
+                    float(score),
+                    why,
+                )
+                continue
+            target = Path(cb.dirpath) / source.name
+            if trainer.is_global_zero:
+                _write_atomically(target, lambda f, source=source: _copy_into(source, f))
+            carried[str(target)] = score
+        if not carried:
+            return
+        best_old = state["best_model_path"]
+        best = str(Path(cb.dirpath) / Path(best_old).name)
+        if best not in carried:
+            return
+        cb.best_k_models = carried
+        cb.best_model_path, cb.best_model_score = best, carried[best]
+        cb.kth_best_model_path = str(Path(cb.dirpath) / Path(state.get("kth_best_model_path") or best_old).name)
+        cb.kth_value = state.get("kth_value", cb.best_model_score)
+        if trainer.is_global_zero:
+            log.info(
+                "resume: best %s so far %.6g (%s), copied to %s", cb.monitor, float(cb.best_model_score), best_old, best
+            )
+
+
+def _saved_step(path: Path) -> int | None:
+    """The global step saved in a checkpoint file, ``None`` when it is gone or unreadable."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["global_step"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _copy_into(source: Path, f: IO[bytes]) -> None:
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, f, 16 * 1024 * 1024)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -98,6 +302,9 @@ class SigtermCheckpoint(Callback):
             return
         path = os.path.join(self.dirpath, f"{self.filename}.ckpt")
         trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes (through AtomicCheckpointIO)
+        checkpoint_io = _atomic_io(trainer)
+        if checkpoint_io is not None:
+            checkpoint_io.commit()  # not held back: the run stops here
         self.saved_path = path
         if trainer.is_global_zero:
             log.warning(

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from internet_plus.checkpoints import load_model
 from internet_plus.lit_module import HandPoseModule
 
 __all__ = [
@@ -111,11 +112,9 @@ def load_module(ckpt_path: str | Path) -> HandPoseModule:
 
     Raises:
         FileNotFoundError: there is no such file.
+        CheckpointError: the file is not a checkpoint of this project (the message names it and says what it is).
     """
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    model = HandPoseModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    model = load_model(ckpt_path)
     model.eval()
     return model
 

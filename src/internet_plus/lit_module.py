@@ -21,6 +21,7 @@ option (``conf/optimizer``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import hydra
@@ -44,6 +45,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SCALAR_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50")
 
 #: The checkpoint key of the run's resolved ``data`` config node (plain values; see ``HandPoseModule.data_config``).
+log = logging.getLogger(__name__)
+
 DATA_CONFIG_KEY = "data_config"
 
 
@@ -241,14 +244,22 @@ class HandPoseModule(L.LightningModule):
         results["test/epe_mean_pose_mm"] = float(baseline["epe_mm"])
         self.log("test/epe_mean_pose_mm", baseline["epe_mm"], sync_dist=True)
         if self.test_interhand is not None:
+            scored = self.test_interhand.scored()
             values = self.test_interhand.compute()  # synchronised across processes (the states are sums)
             self.test_interhand.reset()
             for name, value in values.items():
                 key = f"test/{name}"
                 if key in results:  # handedness_acc: the same definition (internet §5.3), logged above
                     continue
+                if not scored[name]:  # e.g. a single-hand test subset: no interacting hands, no MRRPE
+                    log.info("%s not reported: the test set has no sample it scores", key)
+                    continue
                 self.log(key, value, sync_dist=True)
                 results[key] = float(value)
+        # data.on_bad_sample=skip: how many evaluation samples the data module left out at setup (sample_checks).
+        skipped = getattr(getattr(self.trainer, "datamodule", None), "skipped_test_samples", None)
+        if skipped is not None:
+            results["test/skipped_samples"] = float(skipped)
         self.test_results = results
 
     def _log_epoch_metrics(self, pose: PoseErrorMetrics, hand: HandednessAccuracy, split: str) -> dict[str, Any]:

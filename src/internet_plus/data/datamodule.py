@@ -14,7 +14,10 @@ Every constructor argument is a plain value (they come from the ``dataset`` conf
 - training batches are shuffled per epoch and augmented per sample with a generator seeded by (seed, epoch, sample),
   so a run is reproducible whatever the number of workers (the sampler hands the epoch to the workers, which matters
   with ``persistent_workers``); the last incomplete training batch is dropped (batch norm needs > 1 sample);
-- evaluation loaders neither shuffle nor pad: under DDP every sample is seen by exactly one process, once.
+- evaluation loaders neither shuffle nor pad: under DDP every sample is seen by exactly one process, once;
+- the evaluation split is checked at setup, in the fit stage too (before the first training step): it must exist and
+  hold samples, and every evaluation sample must be scorable (``data.on_bad_sample``,
+  :mod:`internet_plus.data.sample_checks`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from internet_plus.data.bad_images import BadImagePolicy, check_bad_image_policy
+from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.sample_checks import apply_bad_sample_policy, check_bad_sample_policy
 from internet_plus.data.transforms import AugmentationConfig
 
 log = logging.getLogger(__name__)
@@ -169,9 +174,12 @@ class HandPoseDataModule(L.LightningDataModule):
         on_bad_image: an image that cannot be read during training or testing: ``"raise"`` stops with its file name,
             ``"skip"`` replaces the sample by the next readable one and reports the count at the end of fit / test
             (subclasses pass it to their datasets, which use :class:`~internet_plus.data.bad_images.BadImagePolicy`).
+        on_bad_sample: an evaluation sample that cannot be scored (:mod:`internet_plus.data.sample_checks`), found at
+            setup: ``"raise"`` stops before training, naming the file and the sample; ``"skip"`` leaves it out, logs
+            the count and reports it as ``test/skipped_samples`` (:attr:`skipped_test_samples`).
 
-    Subclasses implement :meth:`_split_size` and :meth:`_make_dataset`, and name their evaluation protocol in
-    :attr:`protocol`.
+    Subclasses implement :meth:`_split_size`, :meth:`_make_dataset` and :meth:`_bad_samples`, and name their
+    evaluation protocol in :attr:`protocol`.
     """
 
     #: The evaluation protocol the data set is scored with: ``"rhd"`` (the root-relative EPE family: ``epe_mm``,
@@ -192,9 +200,11 @@ class HandPoseDataModule(L.LightningDataModule):
         limit_train_samples: int | None = None,
         limit_eval_samples: int | None = None,
         on_bad_image: str = "raise",
+        on_bad_sample: str = "raise",
     ) -> None:
         super().__init__()
         self.on_bad_image = check_bad_image_policy(on_bad_image)
+        self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
         if int(batch_size) < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         if int(input_size) < 8:
@@ -216,6 +226,11 @@ class HandPoseDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self._test_positions: np.ndarray | None = None
+        #: The run tests after fitting (``test=true``, train.py): the fit stage then checks the test split first.
+        self.tests_after_fit = True
+        #: Evaluation samples left out by ``on_bad_sample="skip"`` (``None`` with ``"raise"`` or before setup).
+        self.skipped_test_samples: int | None = None
         self._world_size = 1
         self._rank = 0
 
@@ -228,6 +243,37 @@ class HandPoseDataModule(L.LightningDataModule):
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> Dataset:
         """The dataset of ``split`` restricted to ``positions`` (augmented or not)."""
         raise NotImplementedError
+
+    def _bad_samples(self, split: str) -> dict[int, str]:
+        """Position → what is wrong (naming the file and the sample) for each sample of ``split`` that cannot be
+        scored (:mod:`internet_plus.data.sample_checks`); subclasses check their own annotations."""
+        return {}
+
+    def _split_label(self, split: str) -> str:
+        """How the messages name ``split`` (e.g. ``"RHD evaluation"``)."""
+        return f"{type(self).__name__} {split}"
+
+    def test_positions(self) -> np.ndarray:
+        """The positions of the test split to score, checked once: the split holds samples, and its bad samples
+        raise or are left out (``on_bad_sample``; :func:`~internet_plus.data.sample_checks.apply_bad_sample_policy`),
+        then ``limit_eval_samples`` applies.
+
+        Raises:
+            DatasetLayoutError: an empty split, every sample bad, or (``raise``) a bad sample among those scored.
+        """
+        if self._test_positions is None:
+            if self.limit_eval_samples is not None and int(self.limit_eval_samples) < 1:
+                raise ValueError(f"data.limit_eval_samples={self.limit_eval_samples} must be a positive int or null")
+            kept, skipped = apply_bad_sample_policy(
+                np.arange(self._split_size("test")),
+                self._bad_samples("test"),
+                self.on_bad_sample,
+                self._split_label("test"),
+                limit=self.limit_eval_samples,
+            )
+            self._test_positions = kept
+            self.skipped_test_samples = skipped if self.on_bad_sample == "skip" else None
+        return self._test_positions
 
     # ------------------------------------------------------------------------------------------ setup
 
@@ -254,6 +300,11 @@ class HandPoseDataModule(L.LightningDataModule):
             )
         self.per_device_batch_size = self.batch_size // self._world_size
         if stage in (None, "fit", "validate") and self.train_set is None:
+            if self._split_size("train") == 0:  # not holdout_split's message about data.val_fraction
+                raise DatasetLayoutError(
+                    f"{self._split_label('train')}: the training split holds no sample; check its annotation file "
+                    "(it lists no sample, or none of its samples was kept)"
+                )
             train_pos, val_pos = holdout_split(self._split_size("train"), self.val_fraction)
             train_pos = _limit(train_pos, self.limit_train_samples, "limit_train_samples")
             val_pos = _limit(val_pos, self.limit_eval_samples, "limit_eval_samples")
@@ -264,8 +315,10 @@ class HandPoseDataModule(L.LightningDataModule):
                 len(train_pos),
                 len(val_pos),
             )
+            if self.tests_after_fit:  # the test split is checked before the first training step, not after the fit
+                self.test_positions()
         if stage in (None, "test", "predict") and self.test_set is None:
-            test_pos = _limit(np.arange(self._split_size("test")), self.limit_eval_samples, "limit_eval_samples")
+            test_pos = self.test_positions()
             self.test_set = self._make_dataset("test", test_pos, augment=False)
             log.info("data: %d test samples", len(test_pos))
 

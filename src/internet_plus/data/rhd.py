@@ -45,6 +45,7 @@ from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.images import decode_workers
 from internet_plus.data.safe_pickle import load_restricted_pickle
+from internet_plus.data.sample_checks import annotation_problems
 from internet_plus.data.transforms import (
     AugmentationConfig,
     build_single_hand_sample,
@@ -537,6 +538,21 @@ class RHDDataModule(HandPoseDataModule):
 
     def _split_size(self, split: str) -> int:
         return len(self.records(split))
+
+    def _split_label(self, split: str) -> str:
+        return f"RHD {self.SPLITS[split]} ({self.root})"
+
+    def _bad_samples(self, split: str) -> dict[int, str]:
+        """The samples whose dominant hand cannot be scored (:func:`~internet_plus.data.sample_checks.
+        annotation_problems` on its 21 joints, annotated as :class:`RHDDataset` annotates them)."""
+        bad = {}
+        for pos, record in enumerate(self.records(split)):
+            block = hand_slice(record.hand)
+            annotated = record.vis[block] if self.eval_visible_only else 1.0
+            problems = annotation_problems(record.xyz[block], annotated, record.K)
+            if problems:
+                bad[pos] = f"{record.image_path} (sample {record.sample_id}): " + "; ".join(problems)
+        return bad
 
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> RHDDataset:
         return RHDDataset(

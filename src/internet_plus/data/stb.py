@@ -54,6 +54,7 @@ import torch
 from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.sample_checks import annotation_problems
 from internet_plus.data.transforms import (
     AugmentationConfig,
     build_single_hand_sample,
@@ -641,6 +642,20 @@ class STBDataModule(HandPoseDataModule):
 
     def _split_size(self, split: str) -> int:
         return len(self.records(split))
+
+    def _split_label(self, split: str) -> str:
+        return f"STB {split} ({self.camera} view, {self.root})"
+
+    def _bad_samples(self, split: str) -> dict[int, str]:
+        """The frames that cannot be scored (:func:`~internet_plus.data.sample_checks.annotation_problems`; every
+        STB joint is annotated)."""
+        bad = {}
+        for pos, record in enumerate(self.records(split)):
+            problems = annotation_problems(record.xyz, 1.0, record.K)
+            if problems:
+                label = f"labels/{_camera(self.camera).label_name(record.sequence)}"
+                bad[pos] = f"{record.image_path} (frame {record.frame} of {label}): " + "; ".join(problems)
+        return bad
 
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> STBDataset:
         return STBDataset(

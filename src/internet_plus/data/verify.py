@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from internet_plus.data.errors import DatasetLayoutError
-from internet_plus.data.images import decode_workers
+from internet_plus.data.images import decode_workers, read_image
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,14 @@ class VerifyReport:
 
 
 def _open_image(path: str, flags: int) -> tuple[np.ndarray | None, str]:
-    if not os.path.isfile(path):
+    """The decoded file, or ``None`` and what is wrong with it: the checks of every reader
+    (:func:`~internet_plus.data.images.read_image`: regular files only, truncated or corrupt JPEGs refused)."""
+    if not os.path.lexists(path):
         return None, "is missing"
-    image = cv2.imread(path, flags)
-    if image is None or image.size == 0:
-        return None, "cannot be decoded (truncated, corrupt or not an image)"
-    return image, ""
+    try:
+        return read_image(path, flags), ""
+    except FileNotFoundError as err:
+        return None, str(err).removeprefix(f"{path}: ")
 
 
 def _check_item(item: VerifyItem) -> list[str]:

@@ -211,6 +211,19 @@ class InterHandMetrics(Metric):
         self.hand_correct += correct
         self.hand_total += seen
 
+    def scored(self) -> dict[str, bool]:
+        """Whether each metric of :meth:`compute` scored anything, over all processes: a test set without
+        interacting hands has no ``mpjpe_interacting_mm`` or ``mrrpe_mm`` (undefined, not a NaN result)."""
+        with self.sync_context():
+            single, interacting = bool(self.count_single.sum() > 0), bool(self.count_interacting.sum() > 0)
+            return {
+                "mpjpe_single_mm": single,
+                "mpjpe_interacting_mm": interacting,
+                "mpjpe_all_mm": single or interacting,
+                "mrrpe_mm": bool(self.mrrpe_count > 0),
+                "handedness_acc": bool(self.hand_total > 0),
+            }
+
     def compute(self) -> dict[str, torch.Tensor]:
         return {
             "mpjpe_single_mm": _mean_of_joint_means(self.sum_single, self.count_single),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
 import os
 import re
+import signal
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -84,6 +87,109 @@ def check_accelerator(trainer_cfg: DictConfig | Mapping[str, Any]) -> None:
     )
 
 
+class ConfigValueError(ValueError):
+    """A config value that cannot work, found before anything is built (the message names the key)."""
+
+
+def _check_positive_int(key: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+        raise ConfigValueError(f"{key}={value!r} is not an integer; give a positive whole number (e.g. {key}=16)")
+    if int(value) < 1:
+        raise ConfigValueError(f"{key}={value!r} must be >= 1")
+
+
+def _select(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def check_config(cfg: DictConfig | Mapping[str, Any]) -> None:
+    """Refuse config values that cannot give a meaningful run, naming the key, before anything is built or written:
+    ``data.batch_size`` not a positive integer, and, when the run trains (``train: true``), ``trainer.max_epochs`` or
+    ``trainer.max_steps`` of 0 (Lightning would skip training and the run would test an untrained model).
+
+    Raises:
+        ConfigValueError: the first such value.
+    """
+    get = (lambda key: OmegaConf.select(cfg, key)) if isinstance(cfg, DictConfig) else (lambda key: _select(cfg, key))
+    _check_positive_int("data.batch_size", get("data.batch_size"))
+    if not (get("train") if get("train") is not None else True):
+        return
+    for key in ("trainer.max_epochs", "trainer.max_steps"):
+        value = get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigValueError(f"{key}={value!r} is not an integer (-1: no limit)")
+        if value == 0:
+            raise ConfigValueError(
+                f"{key}=0 trains nothing: the run would test an untrained model. Give a positive number, or run "
+                "eval.py to test a checkpoint (train=false tests the initial weights on purpose)"
+            )
+
+
+#: After SIGTERM, how long training may take to stop on its own (finish the step, save ``last.ckpt``) before the
+#: process exits anyway (:func:`sigterm_deadline`).
+SIGTERM_DEADLINE_S = 120.0
+
+
+@contextmanager
+def sigterm_deadline(seconds: float = SIGTERM_DEADLINE_S, exit_status: int = 143) -> Iterator[None]:
+    """Make SIGTERM end the process even when training cannot stop on its own (wrap ``trainer.fit`` in it).
+
+    Lightning's SIGTERM handler only sets a flag that the training loop reads after the current step; a DataLoader
+    worker (or the main process) blocked for good, e.g. in ``open()`` of a named pipe, never lets it get there.
+    Inside this context a SIGTERM also starts a timer: if the process is still running ``seconds`` later, it logs
+    why, kills its child processes (the loader workers) and exits with ``exit_status`` without saving. Lightning
+    keeps a handler installed before ``fit`` and calls it from its own; a SIGTERM that arrives while Lightning's
+    handler is not installed (before or after its fit loop) raises ``SystemExit(exit_status)`` at once. Only the
+    main thread can install signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    timer: threading.Timer | None = None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        nonlocal timer
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:  # called directly: nobody stops the run gracefully
+            log.warning("SIGTERM received outside the training loop: exiting with status %d", exit_status)
+            raise SystemExit(exit_status)
+        if timer is None:
+            timer = threading.Timer(seconds, _exit_after_deadline, (seconds, exit_status))
+            timer.daemon = True
+            timer.start()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if timer is not None:
+            timer.cancel()
+
+
+def _exit_after_deadline(seconds: float, exit_status: int) -> None:
+    log.error(
+        "SIGTERM: training did not stop within %g s of the signal (a data loader worker or the main process is "
+        "blocked, e.g. reading a named pipe or a hung network file system); exiting with status %d without saving "
+        "a checkpoint",
+        seconds,
+        exit_status,
+    )
+    for child in multiprocessing.active_children():
+        child.kill()
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(exit_status)
+
+
 def wandb_has_credentials() -> bool:
     """True when W&B can authenticate without asking: an API key in the environment or in ~/.netrc."""
     if os.environ.get("WANDB_API_KEY"):
@@ -157,10 +263,27 @@ def log_config(loggers: list[Logger], cfg: DictConfig, extra: Mapping[str, Any])
         logger.log_hyperparams(params)
 
 
+class NonFiniteMetricError(ValueError):
+    """A test metric is missing (``None``), NaN or infinite: ``metrics.json`` is not written."""
+
+
 def write_metrics_json(results: Mapping[str, Any], output_dir: str | Path) -> Path:
-    """Write ``metrics.json`` (one flat object, keys ``test/<name>``) into the run directory, atomically."""
+    """Write ``metrics.json`` (one flat object, keys ``test/<name>``) into the run directory, atomically.
+
+    Raises:
+        NonFiniteMetricError: a value (or an element of a list such as the PCK curve) is ``None``, NaN or infinite;
+            names the keys, and nothing is written (a metric is never null in ``metrics.json``).
+    """
     path = Path(output_dir) / "metrics.json"
     clean = {k: _json_number(v) for k, v in sorted(results.items())}
+    bad = [k for k, v in clean.items() if not all(math.isfinite(x) for x in (v if isinstance(v, list) else [v]))]
+    if bad:
+        raise NonFiniteMetricError(
+            f"not writing {path}: metric(s) {', '.join(bad)} are null or not finite "
+            f"({', '.join(f'{k}={results[k]!r}' for k in bad[:5])}). A test set with no scorable sample for a "
+            "metric gives no value: check the test split (data.on_bad_sample, data.verify=true) and the model "
+            "(a non-finite prediction)."
+        )
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(clean, indent=2) + "\n")
     os.replace(tmp, path)
@@ -170,8 +293,7 @@ def write_metrics_json(results: Mapping[str, Any], output_dir: str | Path) -> Pa
 def _json_number(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_number(v) for v in value]
-    value = float(value)
-    return None if math.isnan(value) else value
+    return math.nan if value is None else float(value)
 
 
 def format_metrics_table(results: Mapping[str, Any]) -> str:

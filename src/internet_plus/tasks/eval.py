@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from internet_plus.accel import Accel
-from internet_plus.lit_module import HandPoseModule
+from internet_plus.checkpoints import load_model
 from internet_plus.tasks.common import (
     check_accelerator,
     finish_wandb,
@@ -87,10 +87,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tidy_logging()
     check_accelerator(cfg.trainer)
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    model = load_model(ckpt)  # names the file and says what it is when it is not a checkpoint of this project
     L.seed_everything(cfg.seed, workers=True)
-    model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     data_cfg, origin = evaluation_data(cfg, model.data_config, ckpt)
     log.info("test data: %s at %s (data config from %s)", data_cfg.get("_target_"), data_cfg.get("root"), origin)
     with open_dict(cfg):

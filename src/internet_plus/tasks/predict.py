@@ -41,6 +41,7 @@ import torch
 from omegaconf import DictConfig
 
 from internet_plus.accel import accelerate_inference
+from internet_plus.checkpoints import load_model, read_checkpoint
 from internet_plus.joints import HAND_NAMES, JOINT_NAMES
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.metrics.pose import root_relative
@@ -182,14 +183,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such checkpoint or input.
+        CheckpointError: ``ckpt_path`` is not a checkpoint of this project (the message says what it is).
         FileExistsError: ``out`` exists and is not empty.
         RuntimeError: no input succeeded (the errors are in ``errors.json``).
     """
     from tqdm.auto import tqdm
 
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    read_checkpoint(ckpt)  # first: names the file and says what it is when it is not a checkpoint of this project
     source = Path(str(cfg.input)).expanduser()
     if not source.exists():
         raise FileNotFoundError(f"input={cfg.input}: no such file or folder")
@@ -200,9 +201,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("boxes_missing", "error") not in ("error", "whole_image"):
         raise ValueError(f"boxes_missing={cfg.get('boxes_missing')!r}: use 'error' or 'whole_image'")
     device = _select_device(cfg.get("device", "auto"))
+    model = load_model(ckpt)
     out_dir = _output_dir(cfg)
 
-    model = HandPoseModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     model.eval().to(device)
     if cfg.get("optimize", True):  # the exact inference rewrites of models/inference.py
         model = optimize_for_inference(model)  # type: ignore[assignment]

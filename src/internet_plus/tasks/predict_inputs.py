@@ -2,7 +2,8 @@
 
 Inputs (``input=``): one image file, a folder (its ``.jpg``/``.jpeg``/``.png``/``.bmp`` files in sorted order; other
 files are ignored) or a video file (``.mp4``/``.avi``/``.mov``/``.mkv``/``.webm``/``.m4v``, read with
-``cv2.VideoCapture``; frame k is named ``<video stem>_<k:06d>``).
+``cv2.VideoCapture``; frame k is named ``<video stem>_<k:06d>``; a video that ends before the frame count its
+container declares is warned about and recorded in ``errors.json`` under the first missing frame).
 
 The hand box of each image (:func:`frame_box`) comes from ``boxes=<file.json>``, an object
 ``{"<file name>": [x, y, w, h], ...}`` in original-image pixels (for a video frame the key is the frame name, else the
@@ -19,14 +20,16 @@ output: the z components of the root-relative joints do not depend on them at al
 roughly with ``root_depth_mm / focal`` (a hand crop of fixed pixel size is a bigger hand farther away), and the
 absolute camera coordinates depend on them fully. The 2-D joints in the original image do not depend on them.
 
-An input that cannot be used (an unreadable image or video frame, a box that is not four finite numbers, has a
-non-positive width or height, or lies outside the image) raises :class:`PredictError`, which the task records in
+An input that cannot be used (an unreadable image or video frame, a file that is not a regular file, a box that is
+not four finite numbers, has a non-positive width or height, lies outside the image or is more than
+:data:`MAX_BOX_IMAGE_RATIO` times its size) raises :class:`PredictError`, which the task records in
 ``errors.json`` before going on with the next input.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
+from internet_plus.data.images import read_image
 from internet_plus.data.transforms import AugParams, crop_affine, process_bbox, warp_image
 
 __all__ = [
@@ -53,8 +57,15 @@ __all__ = [
     "prepare",
 ]
 
+log = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+#: A given box may be at most this many times the image's width / height (a hand box is within the image, give or
+#: take a hand cut by the border).
+MAX_BOX_IMAGE_RATIO = 2.0
 
 
 class PredictError(ValueError):
@@ -100,11 +111,13 @@ class Prepared:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    """An image file as RGB ``uint8`` (cv2, so 16-bit and grey images are converted); raises :class:`PredictError`."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if image is None:
-        raise PredictError(f"cannot read {path} as an image (missing, empty, corrupt or an unsupported format)")
+    """An image file as RGB ``uint8`` (cv2, so 16-bit and grey images are converted), with the checks of every
+    reader (:func:`~internet_plus.data.images.read_image`: regular files only, truncated or corrupt JPEGs refused);
+    raises :class:`PredictError`."""
+    try:
+        image = read_image(path, cv2.IMREAD_COLOR)
+    except FileNotFoundError as err:
+        raise PredictError(f"cannot read {path} as an image: {str(err).removeprefix(f'{path}: ')}") from None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -120,7 +133,7 @@ def count_frames(path: Path) -> int | None:
     """How many inputs ``path`` holds (a video's declared frame count), or ``None`` when unknown."""
     if path.is_dir():
         return sum(1 for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
+    if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():  # not a named pipe: that would block
         capture = cv2.VideoCapture(str(path))
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
         capture.release()
@@ -148,6 +161,8 @@ def iter_frames(path: str | Path) -> Iterator[Frame]:
     elif path.suffix.lower() in IMAGE_EXTENSIONS:
         yield _image_frame(path, path.stem)
     elif path.suffix.lower() in VIDEO_EXTENSIONS:
+        if not path.is_file():  # cv2.VideoCapture would wait forever on a named pipe
+            raise PredictError(f"input={path}: not a regular file (a named pipe, device or socket); not opening it")
         yield from _video_frames(path)
     else:
         raise PredictError(
@@ -169,6 +184,7 @@ def _video_frames(path: Path) -> Iterator[Frame]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise PredictError(f"input={path}: cv2.VideoCapture cannot open this video")
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     try:
         index = 0
         while True:
@@ -188,6 +204,15 @@ def _video_frames(path: Path) -> Iterator[Frame]:
         capture.release()
     if index == 0:
         raise PredictError(f"input={path}: no frame could be decoded from this video")
+    if declared > index:
+        # One record in errors.json (the frames read were predicted), named after the first frame that is missing.
+        message = (
+            f"the video ends after {index} of the {declared} frames its container declares (truncated or corrupt "
+            f"file): frames {index}-{declared - 1} could not be decoded"
+        )
+        log.warning("input=%s: %s", path, message)
+        name = f"{path.stem}_{index:06d}"
+        yield Frame(name=name, source=str(path), keys=(name, path.name, path.stem), error=message, frame=index)
 
 
 def _image(frame: Frame) -> np.ndarray:
@@ -229,6 +254,11 @@ def _validate_box(value: Any, width: int, height: int) -> list[float]:
         raise PredictError(f"box {box} has a non-positive width or height")
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise PredictError(f"box {box} lies outside the {width}×{height} image")
+    if w > MAX_BOX_IMAGE_RATIO * width or h > MAX_BOX_IMAGE_RATIO * height:
+        raise PredictError(
+            f"box {box} is implausibly large for the {width}×{height} image (width or height more than "
+            f"{MAX_BOX_IMAGE_RATIO:g}× the image's): boxes are [x, y, w, h] in the original image's pixels"
+        )
     return box
 
 

@@ -1,25 +1,40 @@
 """Resuming a run: which checkpoint (``resume=last|<file>`` or ``ckpt_path=<file>``), and that it fits the config.
 
 A resumed run is a new run: it writes into its own new run directory (Hydra's ``hydra.run.dir``), never into the
-directory of the run it resumes, and copies nothing from it; the checkpoint is only read. The model node of the
-current config must equal the hyperparameters saved in the checkpoint, otherwise the resume is refused.
+directory of the run it resumes; the checkpoint is only read (through :func:`internet_plus.checkpoints.read_checkpoint`,
+which names a file that is not a resumable checkpoint and says what it is). The model node of the current config must
+equal the hyperparameters saved in the checkpoint, otherwise the resume is refused. The only things written next to
+the resumed checkpoint are deletions: partial ``*.ckpt.tmp`` files that a killed save left there
+(:func:`remove_partial_saves`). The resumed run's best checkpoint is carried into the new directory by
+:class:`internet_plus.callbacks.CarryBestCheckpoint`, so the final test uses the same checkpoint as an uninterrupted
+run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
+from internet_plus.checkpoints import check_resumable, read_checkpoint
 from internet_plus.models.backbones.registry import backbone_node
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ResumeMismatchError", "check_resume_compatible", "find_last_checkpoint", "resolve_resume"]
+__all__ = [
+    "ResumeMismatchError",
+    "check_resume_compatible",
+    "find_last_checkpoint",
+    "remove_partial_saves",
+    "resolve_resume",
+]
+
+#: A partial save (``<name>.ckpt.tmp``) untouched for this long is left over from a killed process, not being written.
+STALE_PARTIAL_SAVE_S = 60.0
 
 
 class ResumeMismatchError(RuntimeError):
@@ -47,6 +62,7 @@ def resolve_resume(cfg: DictConfig) -> str | None:
     Raises:
         ValueError: both ``resume`` and ``ckpt_path`` are set.
         FileNotFoundError: the checkpoint does not exist.
+        CheckpointError: the file is not a resumable checkpoint of this project (the message says what it is).
         ResumeMismatchError: its saved hyperparameters differ from ``cfg.model``.
     """
     resume, ckpt_path = cfg.get("resume"), cfg.get("ckpt_path")
@@ -56,12 +72,14 @@ def resolve_resume(cfg: DictConfig) -> str | None:
     if target is None:
         return None
     if str(target) == "last":
-        path = find_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name / "runs", exclude=cfg.paths.output_dir)
+        runs = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
+        path = find_last_checkpoint(runs, exclude=cfg.paths.output_dir)
+        option = f"resume=last (the newest checkpoints/last.ckpt under {runs})"
     else:
         path = Path(str(target)).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"resume from {path}: no such checkpoint file")
-    check_resume_compatible(path, cfg.model)
+        option = "resume" if resume is not None else "ckpt_path"
+    check_resume_compatible(path, cfg.model, option=option)
+    remove_partial_saves(path.parent)
     log.info("resuming from %s; this run writes into its own new directory %s", path, cfg.paths.output_dir)
     return str(path)
 
@@ -91,17 +109,37 @@ def _differences(saved: Any, current: Any, prefix: str) -> list[str]:
     return [] if saved == current else [f"{prefix}: {saved!r} in the checkpoint, {current!r} in the config"]
 
 
-def check_resume_compatible(path: str | Path, model_cfg: DictConfig | Mapping[str, Any]) -> None:
-    """Refuse a checkpoint whose saved hyperparameters differ from the model config (safe ``weights_only`` load).
+def remove_partial_saves(folder: str | Path) -> list[Path]:
+    """Delete the partial ``*.ckpt.tmp`` files a killed save left in ``folder`` (untouched for a minute); logged."""
+    removed = []
+    for tmp in sorted(Path(folder).glob("*.ckpt.tmp")):
+        try:
+            stat = tmp.stat()
+            if time.time() - stat.st_mtime < STALE_PARTIAL_SAVE_S:
+                continue  # possibly still being written by a live process
+            tmp.unlink()
+        except OSError:
+            continue
+        log.info("removed %s (%d bytes), the partial file of a save that was killed", tmp, stat.st_size)
+        removed.append(tmp)
+    return removed
+
+
+def check_resume_compatible(
+    path: str | Path, model_cfg: DictConfig | Mapping[str, Any], *, option: str = "resume"
+) -> None:
+    """Refuse a file that is not a resumable checkpoint of this project (named, with what it is), or whose saved
+    hyperparameters differ from the model config (safe ``weights_only`` load).
 
     Raises:
+        FileNotFoundError: there is no such file.
+        CheckpointError: not a resumable checkpoint (an empty, text or truncated file, a plain state_dict, a
+            weights-only ``best.ckpt``, another model's checkpoint, ...).
         ResumeMismatchError: listing every differing key (``model.<key>: <checkpoint> ..., <config> ...``).
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    saved = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
-    if not isinstance(saved, Mapping):
-        raise ResumeMismatchError(f"{path} holds no saved hyperparameters: not a checkpoint of this project's model")
-    saved = dict(saved)
+    ckpt = read_checkpoint(path, option=option)
+    check_resumable(ckpt, path, option=option)
+    saved = dict(ckpt["hyper_parameters"])
     if isinstance(saved.get("backbone"), Mapping) and "name" in saved["backbone"]:
         saved["backbone"] = backbone_node(saved["backbone"])  # saved before the backbone registry: name -> _target_
     diffs = _differences(saved, _plain_model_config(model_cfg), "model")

@@ -1,9 +1,12 @@
 """``python train.py``: fit a model, then test its best checkpoint on the data set's evaluation split.
 
 Writes into the Hydra run directory: ``checkpoints/{best,last}.ckpt``, ``metrics.json`` (``test/<name>``), the
-logger's files and ``.hydra/`` (the resolved config). Checkpoints are written atomically
-(:class:`~internet_plus.callbacks.AtomicCheckpointIO`). ``resume=last|<file>`` (or ``ckpt_path=<file>``) continues a
-run in a new run directory (:mod:`internet_plus.tasks.resume`). On SIGTERM the run saves ``checkpoints/last.ckpt``
+logger's files and ``.hydra/`` (the resolved config); a run directory that already holds another run's files is
+refused before any work (:mod:`internet_plus.tasks.run_dir`). Checkpoints are written atomically
+(:class:`~internet_plus.callbacks.AtomicCheckpointIO`), and only once their weights gave a finite training loss
+(:class:`~internet_plus.callbacks.FiniteCheckpoints`). ``resume=last|<file>`` (or ``ckpt_path=<file>``) continues a
+run in a new run directory (:mod:`internet_plus.tasks.resume`), from the resumed run's best validation score and
+checkpoint (:class:`~internet_plus.callbacks.CarryBestCheckpoint`). On SIGTERM the run saves ``checkpoints/last.ckpt``
 and exits with status 143 without testing.
 """
 
@@ -22,18 +25,21 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from internet_plus.accel import Accel
-from internet_plus.callbacks import AtomicCheckpointIO, SigtermCheckpoint
+from internet_plus.callbacks import AtomicCheckpointIO, CarryBestCheckpoint, FiniteCheckpoints, SigtermCheckpoint
 from internet_plus.tasks.common import (
     check_accelerator,
+    check_config,
     finish_wandb,
     format_metrics_table,
     instantiate_callbacks,
     instantiate_loggers,
     log_config,
+    sigterm_deadline,
     tidy_logging,
     write_metrics_json,
 )
 from internet_plus.tasks.resume import resolve_resume
+from internet_plus.tasks.run_dir import check_new_run_dir
 from internet_plus.wandb_dashboard import dashboard_callbacks
 
 log = logging.getLogger(__name__)
@@ -91,14 +97,18 @@ def check_launch_mode(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train (and test) as configured; returns the test metrics (``test/<name>`` → value)."""
     tidy_logging()
+    check_config(cfg)  # values that cannot work (data.batch_size=abc, trainer.max_epochs=0), named, before any work
     check_launch_mode(cfg)
     check_accelerator(cfg.trainer)
     resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
+    job_name = HydraConfig.get().job.name if HydraConfig.initialized() else "train"
+    check_new_run_dir(cfg.paths.output_dir, job_name)  # never write into another run's directory
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
 
     log.info("data: %s", cfg.data._target_)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.tests_after_fit = bool(cfg.get("test", True))  # check the test split at fit setup only if it is used
     choice = HydraConfig.get().runtime.choices.get("backbone") if HydraConfig.initialized() else "?"
     log.info("model: backbone %s (%s)", choice, cfg.model.backbone._target_)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
@@ -113,16 +123,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "train"))
         callbacks = instantiate_callbacks(cfg.get("callbacks")) + dashboard_callbacks(loggers)
         callbacks.append(Accel(cfg.get("accel", "auto")))  # CPU speed-ups, opt-in (accel.py)
+        callbacks.append(FiniteCheckpoints())  # a checkpoint reaches the disk once its weights gave a finite loss
+        if resume_from is not None:
+            callbacks.append(CarryBestCheckpoint())  # the resumed run's best score and file, into this directory
+        checkpoint_io = AtomicCheckpointIO()
         if not loggers:  # nothing to send learning rates to (logger=none)
             callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
         trainer: L.Trainer = hydra.utils.instantiate(
-            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
         )
         log_config(loggers, cfg, _parameter_counts(model))
 
         if cfg.get("train", True):
             try:
-                trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+                with sigterm_deadline():  # SIGTERM ends the run even when a loader worker is blocked for good
+                    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            except FloatingPointError as err:  # a non-finite loss or weights: say which checkpoint is good
+                raise FloatingPointError(f"{err}; {checkpoint_io.last_good()}") from err
             except SIGTERMException:
                 _exit_on_sigterm(trainer, callbacks, output_dir)
 

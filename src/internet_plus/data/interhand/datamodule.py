@@ -5,11 +5,14 @@
 §C.5). Each split is checked (:func:`~internet_plus.data.interhand.layout.find_interhand_files`), indexed or its index
 reused (:func:`~internet_plus.data.interhand.index.load_or_build_index`) and its images spot-checked
 (:func:`~internet_plus.data.interhand.index.check_images`) once, at ``setup``; under DDP the first process of each
-node builds the index while the others wait.
+node builds the index while the others wait. The test split is checked in the fit stage too, and its annotations are
+range-checked in one vectorised pass (:func:`bad_rows`, ``data.on_bad_sample``: :mod:`internet_plus.data.sample_checks`)
+before the first step.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,91 @@ from internet_plus.data.interhand.index import (
     load_or_build_index,
     select_rows,
 )
-from internet_plus.data.interhand.layout import V0_FOLDERS, InterHandFiles, Layout, Subset, find_interhand_files
+from internet_plus.data.interhand.joints import annotation_validity
+from internet_plus.data.interhand.layout import (
+    V0_FOLDERS,
+    InterHandFiles,
+    InterHandLayoutError,
+    Layout,
+    Subset,
+    find_interhand_files,
+)
+from internet_plus.data.sample_checks import DEPTH_RANGE_MM
+from internet_plus.data.verify import VERIFY_SHOWN
 
-__all__ = ["InterHandDataModule"]
+log = logging.getLogger(__name__)
+
+__all__ = ["InterHandDataModule", "bad_rows"]
+
+#: Rows range-checked at once by :func:`bad_rows` (bounds the memory of the camera-frame joints: 64k × 42 × 3).
+_CHUNK_ROWS = 65_536
+
+
+def bad_rows(index: InterHandIndex, rows: np.ndarray) -> dict[int, str]:
+    """Position in ``rows`` → what is wrong, for each annotation that cannot be scored (one vectorised pass).
+
+    Checks, with the limits of :mod:`internet_plus.data.sample_checks`: the camera's parameters are finite with
+    positive focal lengths; the frame's world joints (``joint_3d.json``) are finite; at least one joint is annotated
+    in front of the camera, and every such joint lies at 0 < z < 5 m in the camera frame; the annotation box (finite)
+    overlaps the image.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cameras_all = np.asarray(index.array("cameras"), dtype=np.float64)
+    world_all = index.array("world")
+    lo, hi = DEPTH_RANGE_MM
+    bad: dict[int, str] = {}
+    for start in range(0, len(rows), _CHUNK_ROWS):
+        chunk = rows[start : start + _CHUNK_ROWS]
+        cams = cameras_all[np.asarray(index.array("camera_row")[chunk], dtype=np.int64)]
+        world = np.asarray(world_all[np.asarray(index.array("frame_row")[chunk], dtype=np.int64)], dtype=np.float64)
+        bbox = np.asarray(index.array("bbox")[chunk], dtype=np.float64)
+        size = np.asarray(index.array("image_size")[chunk], dtype=np.float64)
+        annotated = annotation_validity(np.asarray(index.array("joint_valid")[chunk])) > 0
+        with np.errstate(invalid="ignore", over="ignore"):
+            rot = cams[:, :9].reshape(-1, 3, 3)
+            cam = np.einsum("nij,nkj->nki", rot, world - cams[:, None, 9:12])
+            z = cam[..., 2]
+            usable = annotated & (z > 1e-6)  # as InterHandIndex.record: joints behind the camera are not scored
+            checks = {
+                "camera parameters not finite or focal length not positive": ~np.isfinite(cams).all(axis=1)
+                | (cams[:, 12:14] <= 0).any(axis=1),
+                "world joints (joint_3d.json) not finite": ~np.isfinite(world).all(axis=(1, 2)),
+                "no annotated joint in front of the camera (nothing to score)": ~usable.any(axis=1),
+                f"scored joint(s) outside 0 < z < {hi / 1000:g} m in the camera frame": (
+                    usable & ((z <= lo) | (z >= hi))
+                ).any(axis=1),
+                "box not finite or outside the image": ~np.isfinite(bbox).all(axis=1)
+                | (bbox[:, 0] + bbox[:, 2] <= 0)
+                | (bbox[:, 1] + bbox[:, 3] <= 0)
+                | (bbox[:, 0] >= size[:, 0])
+                | (bbox[:, 1] >= size[:, 1]),
+            }
+        for problem, flags in checks.items():
+            for k in np.flatnonzero(flags):
+                pos = start + int(k)
+                bad[pos] = f"{bad[pos]}; {problem}" if pos in bad else problem
+    for pos, problem in bad.items():
+        row = int(rows[pos])
+        bad[pos] = (
+            f"{index.file_name(row)} (annotation {int(index.array('annot_id')[row])}, box "
+            f"{np.round(np.asarray(index.array('bbox')[row], dtype=np.float64), 1).tolist()}): {problem}"
+        )
+    return dict(sorted(bad.items()))
+
+
+def _verify_values(index: InterHandIndex, files: InterHandFiles, rows: np.ndarray) -> None:
+    """``data.verify=true``: range-check every annotation of ``rows`` (:func:`bad_rows`); raises listing them."""
+    bad = bad_rows(index, rows)
+    where = f"InterHand2.6M {files.split} ({files.data})"
+    if bad:
+        shown = [f"  - {files.images_dir}/{p}" for p in list(bad.values())[:VERIFY_SHOWN]]
+        if len(bad) > VERIFY_SHOWN:
+            shown.append(f"  ... and {len(bad) - VERIFY_SHOWN} more")
+        raise InterHandLayoutError(
+            f"{where}: data.verify found {len(bad)} of {len(rows)} annotation(s) with implausible values:\n"
+            + "\n".join(shown)
+        )
+    log.info("%s: verified %d annotations (values range-checked): no problems", where, len(rows))
 
 
 class InterHandDataModule(HandPoseDataModule):
@@ -42,7 +127,8 @@ class InterHandDataModule(HandPoseDataModule):
         layout: ``auto``, ``v1.0`` or ``v0.0``.
         human_annot_ids: the H annotation-id list for v1.0 H/M subsets (``{split}`` is replaced by the split).
         test_split: the evaluation split, ``test`` or ``val``.
-        verify: check that every image named in data.json exists (else a sample of ``verify_sample``).
+        verify: check that every image named in data.json exists (else a sample of ``verify_sample``) and
+            range-check every annotation's values (:func:`bad_rows`), listing every problem.
         verify_sample: how many images per split the quick check looks at.
         Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
@@ -103,18 +189,17 @@ class InterHandDataModule(HandPoseDataModule):
                 data_root=self.root,
             )
             check_images(index, files, verify=self.verify, sample=self.verify_sample)
-            self._splits[split] = (index, files, select_rows(index, self.sample_kind))
+            rows = select_rows(index, self.sample_kind)
+            if self.verify:
+                _verify_values(index, files, rows)
+            self._splits[split] = (index, files, rows)
         return self._splits[split]
 
     def setup(self, stage: str | None = None) -> None:
         """Under DDP the first process of each node builds the index, the others wait and then reuse it."""
         trainer = getattr(self, "trainer", None)
         if trainer is not None and int(trainer.world_size) > 1:
-            needed = []
-            if stage in (None, "fit", "validate"):
-                needed.append("train")
-            if stage in (None, "test", "predict"):
-                needed.append("test")
+            needed = ["train", "test"] if stage in (None, "fit", "validate") else ["test"]
             if int(trainer.local_rank) == 0:
                 for split in needed:
                     self.split_data(split)
@@ -123,6 +208,13 @@ class InterHandDataModule(HandPoseDataModule):
 
     def _split_size(self, split: str) -> int:
         return len(self.split_data(split)[2])
+
+    def _split_label(self, split: str) -> str:
+        return f"InterHand2.6M {self.splits[split]} ({self.split_data(split)[1].data})"
+
+    def _bad_samples(self, split: str) -> dict[int, str]:
+        index, files, rows = self.split_data(split)
+        return {pos: f"{files.images_dir}/{problem}" for pos, problem in bad_rows(index, rows).items()}
 
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> InterHandDataset:
         index, files, rows = self.split_data(split)

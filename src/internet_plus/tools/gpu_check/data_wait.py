@@ -64,6 +64,7 @@ def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, A
                 datamodule = InterHandDataModule(
                     root=str(roots["interhand"]), num_workers=workers, cache_dir=str(data_dir / "cache"), **common
                 )
+            datamodule.tests_after_fit = False  # only the training loader is measured; these sets have no test split
             torch.manual_seed(0)
             model = make_module("internet_plus", settings.input_size, lr=1e-4)
             recorder = StepRecorder()

@@ -1,0 +1,124 @@
+"""``data.on_bad_sample``: the evaluation samples are checked at setup, so a bad annotation never reaches the metrics.
+
+Every data module checks the samples of its evaluation split before the first step (the fit stage included, see
+:meth:`~internet_plus.data.datamodule.HandPoseDataModule.setup`): values finite, focal lengths positive, every scored
+joint at a plausible depth (0 < z < 5 m, the range of ``data.verify``, ``docs/reference/datasets.md`` §A.4, §B.3,
+§C.3), at least one joint to score (InterNet scores the annotated joints only, ``docs/reference/internet.md`` §5.3)
+and, on InterHand2.6M, a box that overlaps the image. One bad sample makes a null or absurd metric, so by default
+(``raise``) the run stops naming the file and the sample; ``skip`` leaves the bad samples out and reports their count
+(the log and ``test/skipped_samples`` in ``metrics.json``).
+
+The per-sample checks here (:func:`annotation_problems`) are used by RHD and STB; InterHand2.6M checks its index with
+the same limits in one vectorised pass (:mod:`internet_plus.data.interhand.datamodule`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+
+from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.verify import VERIFY_DEPTH_RANGE_M
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BAD_SAMPLE_POLICIES",
+    "BAD_SAMPLES_SHOWN",
+    "DEPTH_RANGE_MM",
+    "annotation_problems",
+    "apply_bad_sample_policy",
+    "check_bad_sample_policy",
+]
+
+#: ``data.on_bad_sample``: ``raise`` stops at setup naming the bad evaluation samples; ``skip`` leaves them out and
+#: reports the count.
+BAD_SAMPLE_POLICIES = ("raise", "skip")
+#: Plausible depth of a scored joint, in mm (the range of ``data.verify``).
+DEPTH_RANGE_MM = (VERIFY_DEPTH_RANGE_M[0] * 1000.0, VERIFY_DEPTH_RANGE_M[1] * 1000.0)
+#: How many bad samples an error or a warning names (the count is always complete).
+BAD_SAMPLES_SHOWN = 5
+
+
+def check_bad_sample_policy(policy: str) -> str:
+    """``policy`` if it is one of :data:`BAD_SAMPLE_POLICIES`, else ``ValueError`` naming the valid values."""
+    if policy not in BAD_SAMPLE_POLICIES:
+        raise ValueError(f"data.on_bad_sample={policy!r}: use one of {BAD_SAMPLE_POLICIES}")
+    return policy
+
+
+def annotation_problems(xyz_mm: np.ndarray, annotated: np.ndarray | float, K: np.ndarray) -> list[str]:
+    """What makes one sample unscorable: J×3 camera-frame joints (mm), their J annotation flags (or one flag for
+    all) and the 3×3 intrinsics. Empty when the sample is fine."""
+    xyz = np.asarray(xyz_mm, dtype=np.float64).reshape(-1, 3)
+    scored = np.broadcast_to(np.asarray(annotated, dtype=np.float64), (len(xyz),)) > 0
+    K = np.asarray(K, dtype=np.float64)
+    problems = []
+    if K.shape != (3, 3) or not np.isfinite(K).all() or not (K[0, 0] > 0 and K[1, 1] > 0):
+        problems.append(f"implausible intrinsics K = {np.round(K, 3).tolist()} (need finite values, fx, fy > 0)")
+    if not scored.any():
+        problems.append("no joint is annotated (nothing to score)")
+    pts = xyz[scored]
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(pts).all(axis=1) | (pts[:, 2] <= DEPTH_RANGE_MM[0]) | (pts[:, 2] >= DEPTH_RANGE_MM[1])
+    if bad.any():
+        first = pts[int(np.argmax(bad))]
+        problems.append(
+            f"{int(bad.sum())} scored joint(s) not finite or outside {VERIFY_DEPTH_RANGE_M[0]:g} < z < "
+            f"{VERIFY_DEPTH_RANGE_M[1]:g} m (first: xyz {np.round(first, 1).tolist()} mm)"
+        )
+    return problems
+
+
+def apply_bad_sample_policy(
+    used: np.ndarray, bad: Mapping[int, str], policy: str, where: str, limit: int | None = None
+) -> tuple[np.ndarray, int]:
+    """The positions of an evaluation split to score, given its bad samples.
+
+    Args:
+        used: the split's positions, in order.
+        bad: position → what is wrong, naming the file and the sample (every bad sample of the split).
+        policy: ``raise`` or ``skip`` (``data.on_bad_sample``).
+        where: names the split in the messages, e.g. ``"RHD evaluation"``.
+        limit: keep the first ``limit`` positions (``data.limit_eval_samples``; applied after skipping, and only the
+            positions kept are checked).
+
+    Returns:
+        (kept positions, number of bad samples left out).
+
+    Raises:
+        DatasetLayoutError: ``raise`` and a bad sample among the kept positions (names the first
+            :data:`BAD_SAMPLES_SHOWN` and the count), or no sample left (an empty split, or every sample bad).
+    """
+    used = np.asarray(used, dtype=np.int64)
+    if len(used) == 0:
+        raise DatasetLayoutError(f"{where}: the evaluation split has no samples; nothing could be scored")
+    skipped = 0
+    if policy == "skip":
+        is_bad = np.isin(used, np.fromiter(bad, dtype=np.int64, count=len(bad)))
+        skipped = int(is_bad.sum())
+        kept = used[~is_bad]
+        if skipped:
+            shown = "; ".join(bad[int(p)] for p in used[is_bad][:BAD_SAMPLES_SHOWN])
+            more = f"; and {skipped - BAD_SAMPLES_SHOWN} more" if skipped > BAD_SAMPLES_SHOWN else ""
+            log.warning(
+                "data: %d bad %s sample(s) left out (data.on_bad_sample=skip): %s%s", skipped, where, shown, more
+            )
+        if len(kept) == 0:
+            raise DatasetLayoutError(f"{where}: all {len(used)} evaluation samples are bad; nothing could be scored")
+    else:
+        kept = used
+    if limit is not None:
+        kept = kept[: int(limit)]
+    found = [int(p) for p in kept if int(p) in bad]
+    if found:
+        shown = "\n  - ".join(bad[p] for p in found[:BAD_SAMPLES_SHOWN])
+        more = f"\n  ... and {len(found) - BAD_SAMPLES_SHOWN} more" if len(found) > BAD_SAMPLES_SHOWN else ""
+        raise DatasetLayoutError(
+            f"{where}: {len(found)} evaluation sample(s) cannot be scored:\n  - {shown}{more}\n"
+            "Fix these annotations, or set data.on_bad_sample=skip to leave such samples out (their count is "
+            "reported in metrics.json as test/skipped_samples)."
+        )
+    return kept, skipped
