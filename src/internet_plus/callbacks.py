@@ -88,8 +88,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self.written[str(path)] = step
 
     def remove_checkpoint(self, path: _PATH) -> None:
-        self.pending.pop(Path(os.fspath(path)), None)
-        self.written.pop(str(Path(os.fspath(path))), None)
+        local = Path(os.fspath(path))
+        self.pending.pop(local, None)
+        self.written.pop(str(local), None)
         super().remove_checkpoint(path)
 
     def commit(self) -> list[Path]:
@@ -119,13 +120,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def _check_finite_weights(checkpoint: dict[str, Any], path: _PATH, step: int | None) -> None:
-    for name, value in (checkpoint.get("state_dict") or {}).items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            bad = int((~torch.isfinite(value)).sum())
-            raise FloatingPointError(
-                f"not saving {os.fspath(path)} at global step {step}: weight {name!r} holds {bad} non-finite "
-                "value(s); the checkpoints already on disk are left as they are"
-            )
+    weights = {
+        name: value
+        for name, value in (checkpoint.get("state_dict") or {}).items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point()
+    }
+    if not weights:
+        return
+    finite = torch.stack([torch.isfinite(value).all() for value in weights.values()])
+    if bool(finite.all()):  # one device synchronisation per save, not one per tensor
+        return
+    name = next(name for name, ok in zip(weights, finite.tolist(), strict=True) if not ok)
+    bad = int((~torch.isfinite(weights[name])).sum())
+    raise FloatingPointError(
+        f"not saving {os.fspath(path)} at global step {step}: weight {name!r} holds {bad} non-finite "
+        "value(s); the checkpoints already on disk are left as they are"
+    )
 
 
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
