@@ -7,25 +7,31 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch 2.14.1 / torchvision 0.29.1 are the releases this project is developed and tested with.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# MediaPipe Hands for predict.py boxes=auto: installed without its declared dependencies (one cv2, see pyproject.toml)
+MEDIAPIPE_PIN := mediapipe==0.10.14
 STAMP := $(VENV)/.install-stamp
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv and install the package (editable) with its dev extras; a no-op when up to date
+install: $(STAMP) ## Create .venv and install the package (editable) with its dev and detect extras; a no-op when up to date
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(MEDIAPIPE_PIN)
+	$(BIN)/python -m pip install --quiet -e ".[dev,detect]"
 	touch $(STAMP)
 
-test: install ## Run the whole test suite on the CPU (what CI runs)
-	WANDB_MODE=disabled $(BIN)/python -m pytest
+# One pytest-xdist worker per logical core; each worker's tests share the cores' threads (tests/conftest.py).
+PYTEST_PARALLEL := -n logical --dist worksteal
+
+test: install ## Run the whole test suite on the CPU (what CI runs), one worker per core
+	WANDB_MODE=disabled $(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: install ## Run the tests not marked slow
-	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow and not gpu"
+	WANDB_MODE=disabled $(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not gpu"
 
 test-gpu: install ## Run the CUDA-only tests (AMP steps, the loss backward and the inference copy on CUDA); on a GPU machine
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m gpu
@@ -46,9 +52,12 @@ results: install ## Collect runs into results.md/.csv + PCK and convergence plot
 	@test -n "$(RUNS)" || { echo 'usage: make results RUNS=logs/ablation/multiruns/<date> [OUT=<folder>] [TABLE=2|5|6|7|all]'; exit 2; }
 	$(BIN)/python -m internet_plus.tasks.collect $(RUNS) $(if $(OUT),--out $(OUT)) --paper-table $(or $(TABLE),all)
 
-predict: install ## Predict on an image, folder or video (CKPT=<checkpoint> INPUT=<path>, ARGS="boxes=<json> out=<dir>")
-	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make predict CKPT=<checkpoint> INPUT=<image|folder|video> [ARGS=...]"; exit 2; }
+predict: install ## Predict on an image, folder, video or camera (CKPT=<checkpoint> INPUT=<path|0>, ARGS="boxes=auto|whole_image|<json> out=<dir>")
+	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make predict CKPT=<checkpoint> INPUT=<image|folder|video|camera index> [ARGS=...]"; exit 2; }
 	$(BIN)/python predict.py ckpt_path=$(CKPT) input=$(INPUT) $(ARGS)
+
+compare: install ## MediaPipe Hands vs a checkpoint on labelled photos (INPUT=<folder>, default the real samples, or DATASET=rhd|stb|interhand DATA_ROOT=<dir>; CKPT=<checkpoint> OUT=<dir> ARGS="--boxes mediapipe --limit 200")
+	$(BIN)/python -m internet_plus.compare $(if $(DATASET),--dataset $(DATASET) --root $(DATA_ROOT),--input $(or $(INPUT),tests/fixtures/real_samples)) $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 export-onnx: install ## Export a checkpoint to ONNX with its decoding, checked with onnxruntime (CKPT=<checkpoint>, OUT=model.onnx)
 	@test -n "$(CKPT)" || { echo "usage: make export-onnx CKPT=<checkpoint> [OUT=model.onnx]"; exit 2; }
@@ -79,4 +88,4 @@ clean: ## Remove caches and build files (keeps .venv, data/ and logs/: your runs
 clean-venv: ## Remove the virtual environment
 	rm -rf $(VENV)
 
-.PHONY: help install test test-fast test-gpu gpu-check train summary preview results predict export-onnx benchmark perf lint format clean clean-venv
+.PHONY: help install test test-fast test-gpu gpu-check train summary preview results predict compare export-onnx benchmark perf lint format clean clean-venv

@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLES = ROOT / "tests" / "fixtures" / "real_samples"
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+# `make test` runs one pytest-xdist worker per core: each worker (and what its tests start) gets its share of the
+# cores for PyTorch's intra-op threads, so that the workers do not oversubscribe the machine.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import torch  # noqa: E402
 
@@ -136,3 +141,34 @@ def check_sample_keys(sample: dict, size: int = 256, batch: tuple[int, ...] = ()
         shape = (3, size, size) if key == "image" else shape
         assert tuple(sample[key].shape) == batch + shape, key
         assert sample[key].dtype == dtype, key
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the TINY model after one training step (batch 2), saved by the Trainer (predict, export and
+    video tests share it)."""
+    import hydra
+    import pytorch_lightning as L
+    from hydra.core.global_hydra import GlobalHydra
+
+    tmp = tmp_path_factory.mktemp("predict_ckpt")
+    L.seed_everything(0, workers=True)
+    cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp, "data.batch_size=2"), tmp / "run")
+    model = hydra.utils.instantiate(cfg.model)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    path = tmp / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    GlobalHydra.instance().clear()
+    return path

@@ -1,4 +1,5 @@
-"""Prediction on real images, folders with bad files, boxes and video; ONNX export parity with onnxruntime.
+"""Prediction on real images (annotated, detected and whole-image boxes), folders with bad files, boxes and video;
+ONNX export parity with onnxruntime.
 
 A tiny checkpoint is trained once for the module (one optimiser step on the session's synthetic data set), saved
 with ``Trainer.save_checkpoint`` and loaded back as users do (``weights_only``).
@@ -16,41 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import pytorch_lightning as L
 import torch
-from conftest import ROOT, compose_config, tiny_train_overrides
-from hydra.core.global_hydra import GlobalHydra
+from conftest import ROOT, compose_config
 
+from internet_plus.detect.boxes import box_iou
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.tasks import predict as predict_task
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A checkpoint of the TINY model after one training step (batch 2), saved by the Trainer."""
-    import hydra
-
-    tmp = tmp_path_factory.mktemp("predict_ckpt")
-    L.seed_everything(0, workers=True)
-    cfg = compose_config("train", tiny_train_overrides(synthetic_root, tmp, "data.batch_size=2"), tmp / "run")
-    model = hydra.utils.instantiate(cfg.model)
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, datamodule=datamodule)
-    path = tmp / "tiny.ckpt"
-    trainer.save_checkpoint(path)
-    GlobalHydra.instance().clear()
-    return path
 
 
 def _predict_cfg(ckpt: Path, tmp_path: Path, *extra: str):
@@ -122,12 +94,70 @@ def test_predict_real_samples(tiny_ckpt: Path, real_samples: Path, tmp_path: Pat
         record = json.loads((out / f"{stem}.json").read_text())
         _check_record(record, out)
         if f"{stem}.png" in boxes:
-            assert record["box_source"] == f"boxes['{stem}.png']"
+            assert record["box_source"] == "file" and record["box_key"] == f"{stem}.png"
             assert record["box"] == pytest.approx(boxes[f"{stem}.png"], abs=1e-3)
         else:
             assert record["box_source"] == "whole_image"
             assert record["box"] == [0.0, 0.0, *record["image_size"]]
             assert record["focal"] == [record["image_size"][0]] * 2
+        assert "detected_hands" not in record and record["smoothed"] is False
+
+
+def test_predict_detects_the_hands_and_records_an_image_without_one(
+    tiny_ckpt: Path, real_samples: Path, tmp_path: Path
+) -> None:
+    """boxes=auto (the default) on the real RHD photos and a blank image: a detected box over the annotated hand
+    with MediaPipe's handedness beside our hand_prob, and the blank image an error record while the others go on."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for file in (real_samples / "rhd").glob("*.png"):
+        shutil.copy(file, images / file.name)
+    assert cv2.imwrite(str(images / "blank.png"), np.full((320, 320, 3), 128, np.uint8))
+    annotations = json.loads((real_samples / "rhd" / "test_rhd.json").read_text())
+    names = {im["id"]: Path(im["file_name"]).stem for im in annotations["images"]}
+    truth = {names[ann["image_id"]]: ann for ann in annotations["annotations"]}
+    out = tmp_path / "out"
+    summary = predict_task.run(_predict_cfg(tiny_ckpt, tmp_path, f"input={images}", f"out={out}"))
+    assert summary["predicted"] == sorted(truth) and summary["num_errors"] == 1
+    errors = json.loads((out / "errors.json").read_text())
+    assert [(e["name"], e["error"]) for e in errors] == [
+        ("blank", "no hand detected (MediaPipe, min_detection_confidence=0.3)")
+    ]
+    assert not (out / "blank.json").exists()
+    for stem, ann in truth.items():
+        record = json.loads((out / f"{stem}.json").read_text())
+        _check_record(record, out)
+        assert record["box_source"] == "auto" and record["detection"] == "detected" and record["smoothed"] is False
+        assert box_iou(record["box"], ann["bbox"]) >= 0.3
+        held = [hand for hand in record["detected_hands"] if hand["in_box"]]
+        assert len(held) == 1 and held[0]["handedness"] == ann["hand_type"] and 0.5 < held[0]["score"] <= 1.0
+        assert np.asarray(held[0]["landmarks_px"]).shape == (21, 2) and len(record["hand_prob"]) == 2
+
+
+def test_boxes_auto_without_mediapipe_names_the_fix_before_any_work(
+    tiny_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from internet_plus.detect import mediapipe_hands
+
+    real_import = mediapipe_hands.importlib.import_module
+
+    def without_mediapipe(name: str, *args: object) -> object:
+        if name.split(".")[0] == "mediapipe":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(mediapipe_hands.importlib, "import_module", without_mediapipe)
+    image = tmp_path / "one.png"
+    _write_image(image)
+    out = tmp_path / "out"
+    with pytest.raises(mediapipe_hands.MediaPipeMissingError) as error:
+        predict_task.run(_predict_cfg(tiny_ckpt, tmp_path, f"input={image}", f"out={out}"))
+    message = str(error.value)
+    assert "boxes=whole_image" in message and "boxes=<file.json>" in message and "--no-deps mediapipe==" in message
+    assert not out.exists()
+    # the other box sources do not need it
+    summary = predict_task.run(_predict_cfg(tiny_ckpt, tmp_path, f"input={image}", f"out={out}", "boxes=whole_image"))
+    assert summary["predicted"] == ["one"]
 
 
 def test_predict_folder_with_corrupt_file_and_bad_boxes(tiny_ckpt: Path, tmp_path: Path) -> None:
@@ -182,11 +212,14 @@ def test_predict_video_one_record_per_frame(tiny_ckpt: Path, tmp_path: Path) -> 
         writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
     writer.release()
     out = tmp_path / "out"
-    summary = predict_task.run(_predict_cfg(tiny_ckpt, tmp_path, f"input={video}", f"out={out}", "device=cpu"))
+    overrides = ("device=cpu", "boxes=whole_image", "video.frame_images=true")
+    summary = predict_task.run(_predict_cfg(tiny_ckpt, tmp_path, f"input={video}", f"out={out}", *overrides))
     assert summary["predicted"] == [f"clip_{k:06d}" for k in range(4)]
+    assert summary["overlay_video"] == str(out / "clip_overlay.mp4") and summary["video_frames"] == 4
     for k in range(4):
         record = json.loads((out / f"clip_{k:06d}.json").read_text())
         assert record["frame"] == k and record["image_size"] == [64, 48]
+        assert record["box_source"] == "whole_image" and record["smoothed"] is True
         _check_record(record, out)
 
 
@@ -209,9 +242,9 @@ def test_predict_refuses_non_empty_out_and_fails_when_nothing_succeeds(tiny_ckpt
 
 
 @pytest.mark.slow
-def test_predict_command_writes_into_the_run_dir(tiny_ckpt: Path, tmp_path: Path) -> None:
+def test_predict_command_writes_into_the_run_dir(tiny_ckpt: Path, real_samples: Path, tmp_path: Path) -> None:
     image = tmp_path / "hand.png"
-    _write_image(image)
+    shutil.copy(real_samples / "rhd" / "00111.png", image)  # boxes=auto, the default, finds its hand
     env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     args = [sys.executable, str(ROOT / "predict.py"), f"ckpt_path={tiny_ckpt}", f"paths.log_dir={tmp_path / 'logs'}"]
     done = subprocess.run(
@@ -220,6 +253,7 @@ def test_predict_command_writes_into_the_run_dir(tiny_ckpt: Path, tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     runs = list((tmp_path / "logs" / "predict" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "hand.json").is_file() and (runs[0] / "hand_overlay.png").is_file()
+    assert json.loads((runs[0] / "hand.json").read_text())["box_source"] == "auto"
 
 
 # --------------------------------------------------------------------------------------------------- ONNX
@@ -288,3 +322,14 @@ def test_the_export_check_is_one_line() -> None:
         "onnxruntime check at batch 1, 3: largest absolute difference 1.2e-05; argmax agreement 99.5 % (flips only "
         "at ties within 3.0e-08 of a joint's heatmap range)"
     )
+
+
+def test_the_device_option_names_itself_in_its_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from internet_plus.utils.devices import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto") == torch.device("cpu") and select_device("CPU") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^device=cuda:1: CUDA is not available here"):
+        select_device("cuda:1")
+    with pytest.raises(ValueError, match=r"^--device tpu: expected auto, cpu or cuda\[:<index>\]"):
+        select_device("tpu", "--device ")

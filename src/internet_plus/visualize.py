@@ -1,4 +1,4 @@
-"""Drawing hand skeletons: 2-D on images (the augmentation preview, ``predict.py``'s overlays) and 3-D plots.
+"""Drawing hand skeletons and boxes: 2-D on images (the augmentation preview, ``predict.py``'s overlays) and 3-D plots.
 
 Joints follow the project's convention (:mod:`internet_plus.joints`): 42 joints, the right hand 0-20 and the left
 hand 21-41, connected by :data:`~internet_plus.joints.BONES`. Images are H×W×3 RGB ``uint8`` arrays; the functions
@@ -18,10 +18,21 @@ import torch
 
 from internet_plus.joints import BONES, JOINTS_PER_HAND, LEFT, NUM_JOINTS, RIGHT, hand_slice
 
-__all__ = ["HAND_COLORS", "draw_hands", "draw_skeleton", "make_grid", "save_3d_plot", "to_uint8_image"]
+__all__ = [
+    "BOX_COLOR",
+    "HAND_COLORS",
+    "draw_box",
+    "draw_hands",
+    "draw_skeleton",
+    "make_grid",
+    "save_3d_plot",
+    "to_uint8_image",
+]
 
 #: RGB colour of each hand's bones and joints: right red, left blue.
 HAND_COLORS: dict[int, tuple[int, int, int]] = {RIGHT: (255, 48, 48), LEFT: (48, 144, 255)}
+#: RGB colour of the hand box drawn on ``predict.py``'s overlays.
+BOX_COLOR: tuple[int, int, int] = (64, 220, 64)
 
 
 def to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -89,6 +100,22 @@ def _hands_mask(hands: Sequence[int]) -> np.ndarray:
 def draw_hands(image: np.ndarray, joints_xy: np.ndarray, hands: Sequence[int]) -> np.ndarray:
     """A copy of ``image`` with the skeletons of ``hands`` (``RIGHT``, ``LEFT``) drawn from 42×2 ``joints_xy``."""
     return draw_skeleton(image, joints_xy, _hands_mask(hands).astype(np.float64))
+
+
+def draw_box(
+    image: np.ndarray, box: Sequence[float], *, color: tuple[int, int, int] = BOX_COLOR, thickness: int | None = None
+) -> np.ndarray:
+    """A copy of H×W×3 ``uint8`` ``image`` with the rectangle ``box`` ``[x, y, w, h]`` (pixels) drawn; a box reaching
+    beyond the image is clipped by the drawing (line width scaled with the image size by default)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 uint8 RGB image, got {image.dtype} of shape {image.shape}")
+    x, y, w, h = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise ValueError(f"box {list(box)} has a non-finite value")
+    thickness = max(1, round(max(image.shape[:2]) / 320)) if thickness is None else int(thickness)
+    out = np.ascontiguousarray(image.copy())
+    cv2.rectangle(out, _point((x, y)), _point((x + w, y + h)), color, thickness, cv2.LINE_AA)
+    return out
 
 
 def save_3d_plot(joints_cam: np.ndarray, hands: Sequence[int], title: str, path: str | Path) -> None:

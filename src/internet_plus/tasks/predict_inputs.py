@@ -1,17 +1,25 @@
-"""The inputs of ``predict.py``: images, folders and video frames, their hand boxes, and the crop the network sees.
+"""The inputs of ``predict.py``: images, folders, videos and cameras, their hand boxes, and the crop the network sees.
 
 Inputs (``input=``): one image file, a folder (its ``.jpg``/``.jpeg``/``.png``/``.bmp`` files in sorted order; other
-files are ignored) or a video file (``.mp4``/``.avi``/``.mov``/``.mkv``/``.webm``/``.m4v``, read with
+files are ignored), a video file (``.mp4``/``.avi``/``.mov``/``.mkv``/``.webm``/``.m4v``, read with
 ``cv2.VideoCapture``; frame k is named ``<video stem>_<k:06d>``; a video that ends before the frame count its
-container declares is warned about and recorded in ``errors.json`` under the first missing frame).
+container declares is warned about and recorded in ``errors.json`` under the first missing frame) or a camera index
+(``input=0``: ``cv2.VideoCapture(0)``, frames named ``camera0_<k:06d>``; :func:`camera_index`, :func:`open_camera`).
 
-The hand box of each image (:func:`frame_box`) comes from ``boxes=<file.json>``, an object
-``{"<file name>": [x, y, w, h], ...}`` in original-image pixels (for a video frame the key is the frame name, else the
-video's file name for every frame), or is the whole image when no boxes file is given. An image that a given boxes
-file has no entry for is an error record in ``errors.json`` (the other images go on), unless
-``boxes_missing=whole_image`` asks for the whole image. As in evaluation, the box goes through InterNet's
-``process_bbox`` (square, ×1.25) and the identity crop (no shift, rotation or flip) to the network's S×S input
-(:func:`crop_frame`; internet §6.1, and internet §9 for InterNet's own demo).
+The hand box of each image (:func:`frame_box`) depends on ``boxes=`` (:func:`box_mode`):
+
+* ``auto`` (the default; ``null`` means the same): a hand detector (``predict.py`` passes
+  :class:`internet_plus.detect.tracking.AutoBoxes`, MediaPipe Hands; docs/detection.md). An image in which it finds
+  no hand is an error record in ``errors.json`` and the other images go on. The record's ``box_source`` is ``auto``.
+* ``whole_image``: the whole image (``box_source`` ``whole_image``).
+* ``<file.json>``: an object ``{"<file name>": [x, y, w, h], ...}`` in original-image pixels (for a video frame the
+  key is the frame name, else the video's file name for every frame; ``box_source`` ``file``, ``box_key`` the key
+  used). An image the file has no entry for is an error record, unless ``boxes_missing=whole_image`` or
+  ``boxes_missing=auto`` asks for the whole image or a detected box.
+
+As in evaluation, the box goes through InterNet's ``process_bbox`` (square, ×1.25) and the identity crop (no shift,
+rotation or flip) to the network's S×S input (:func:`crop_frame`; internet §6.1, and internet §9 for InterNet's own
+demo).
 
 Intrinsics: ``focal`` (one number or ``[fx, fy]``, pixels) defaults to the image width for both axes, ``princpt``
 (``[cx, cy]``) to the image centre ``(W/2, H/2)``, and the absolute right-wrist depth to ``root_depth_mm`` (500 mm);
@@ -22,8 +30,8 @@ absolute camera coordinates depend on them fully. The 2-D joints in the original
 
 An input that cannot be used (an unreadable image or video frame, a file that is not a regular file, a box that is
 not four finite numbers, has a non-positive width or height, lies outside the image or is more than
-:data:`MAX_BOX_IMAGE_RATIO` times its size) raises :class:`PredictError`, which the task records in
-``errors.json`` before going on with the next input.
+:data:`MAX_BOX_IMAGE_RATIO` times its size, an image without a detected hand) raises :class:`PredictError`, which the
+task records in ``errors.json`` before going on with the next input.
 """
 
 from __future__ import annotations
@@ -31,10 +39,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -43,18 +52,28 @@ from omegaconf import DictConfig
 from internet_plus.data.images import read_image
 from internet_plus.data.transforms import AugParams, crop_affine, process_bbox, warp_image
 
+if TYPE_CHECKING:
+    from internet_plus.detect.tracking import AutoBox
+
 __all__ = [
+    "BOXES_MISSING",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "BoxChoice",
     "Frame",
     "PredictError",
     "Prepared",
+    "box_mode",
+    "camera_frames",
+    "camera_index",
     "count_frames",
     "crop_frame",
     "frame_box",
     "iter_frames",
     "load_boxes",
+    "open_camera",
     "prepare",
+    "uses_detector",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,7 +101,10 @@ class Frame:
         keys: keys to look its box up under in the boxes JSON, first match wins.
         image: H×W×3 RGB ``uint8``, or ``None`` when it could not be read.
         error: why it could not be read.
-        frame: the frame index for a video, else ``None``.
+        frame: the frame index for a video or camera, else ``None``.
+        time: seconds since the first frame (a video: ``frame / fps`` when the container declares its frame rate; a
+            camera: the clock at capture), else ``None``.
+        fps: the frame rate the video or camera declares, else ``None``.
     """
 
     name: str
@@ -91,6 +113,8 @@ class Frame:
     image: np.ndarray | None = None
     error: str | None = None
     frame: int | None = None
+    time: float | None = None
+    fps: float | None = None
 
 
 @dataclass
@@ -105,6 +129,7 @@ class Prepared:
     box_processed: list[float]
     focal: list[float]
     princpt: list[float]
+    box_record: dict[str, Any] = field(default_factory=dict)  # more record keys: box_key, detection, detected_hands
 
 
 # --------------------------------------------------------------------------------------------------- frames
@@ -185,6 +210,7 @@ def _video_frames(path: Path) -> Iterator[Frame]:
     if not capture.isOpened():
         raise PredictError(f"input={path}: cv2.VideoCapture cannot open this video")
     declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = _declared_fps(capture)
     try:
         index = 0
         while True:
@@ -198,6 +224,8 @@ def _video_frames(path: Path) -> Iterator[Frame]:
                 keys=(name, path.name, path.stem),
                 image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
                 frame=index,
+                time=index / fps if fps else None,
+                fps=fps,
             )
             index += 1
     finally:
@@ -215,6 +243,75 @@ def _video_frames(path: Path) -> Iterator[Frame]:
         yield Frame(name=name, source=str(path), keys=(name, path.name, path.stem), error=message, frame=index)
 
 
+def _declared_fps(capture: Any) -> float | None:
+    """The frame rate a capture declares, or ``None`` when it declares none (0, NaN or absurd)."""
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if math.isfinite(fps) and 0.0 < fps <= 1000.0 else None
+
+
+# --------------------------------------------------------------------------------------------------- cameras
+
+
+def camera_index(value: Any) -> int | None:
+    """The camera index ``input=`` names (a non-negative integer, or a string of digits that is not an existing
+    file or folder), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    text = str(value).strip()
+    if text.isdigit() and not Path(text).exists():
+        return int(text)
+    return None
+
+
+def open_camera(index: int) -> Any:
+    """``cv2.VideoCapture(index)``, opened; :class:`PredictError` naming the index when no camera answers."""
+    capture = cv2.VideoCapture(int(index))
+    if not capture.isOpened():
+        capture.release()
+        raise PredictError(
+            f"input={index}: no camera at index {index} (cv2.VideoCapture({index}) cannot open one); give an image, "
+            "a folder or a video file, or the index of a connected camera"
+        )
+    return capture
+
+
+def camera_frames(capture: Any, index: int, max_frames: int | None = None) -> Iterator[Frame]:
+    """The frames of an opened camera (:func:`open_camera`) until it stops delivering or ``max_frames`` were read;
+    frame k is named ``camera<index>_<k:06d>`` and timed by the clock at capture. The capture is released at the
+    end."""
+    fps = _declared_fps(capture)
+    source = f"camera {index}"
+    start = None
+    last = -math.inf
+    count = 0
+    try:
+        while max_frames is None or count < max_frames:
+            ok, image = capture.read()
+            now = time.monotonic()
+            if not ok or image is None:
+                if count == 0:
+                    raise PredictError(f"input={index}: the camera opened but delivered no frame")
+                log.warning("input=%s: the camera stopped delivering frames after %d", index, count)
+                break
+            start = now if start is None else start
+            last = max(now - start, last + 1e-6)  # strictly increasing, as the One-Euro filter needs
+            name = f"camera{index}_{count:06d}"
+            yield Frame(
+                name=name,
+                source=source,
+                keys=(name,),
+                image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
+                frame=count,
+                time=last,
+                fps=fps,
+            )
+            count += 1
+    finally:
+        capture.release()
+
+
 def _image(frame: Frame) -> np.ndarray:
     """The frame's image; :class:`PredictError` when it could not be read."""
     if frame.image is None:
@@ -225,9 +322,30 @@ def _image(frame: Frame) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- boxes
 
 
+BoxMode = Literal["auto", "whole_image", "file"]
+BOXES_MISSING = ("error", "whole_image", "auto")
+
+
+def box_mode(value: Any) -> BoxMode:
+    """What ``boxes=`` asks for: ``auto`` (also for ``None``), ``whole_image``, or ``file`` (any other value, a path;
+    a boxes file literally named ``auto`` is given as ``boxes=./auto``)."""
+    if value is None or str(value) == "auto":
+        return "auto"
+    if str(value) == "whole_image":
+        return "whole_image"
+    return "file"
+
+
+def uses_detector(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` needs the hand detector: ``boxes=auto``, or a boxes file with ``boxes_missing=auto``."""
+    mode = box_mode(cfg.get("boxes"))
+    return mode == "auto" or (mode == "file" and cfg.get("boxes_missing", "error") == "auto")
+
+
 def load_boxes(path: str | Path | None) -> dict[str, Any]:
-    """The boxes JSON ``{"<file name>": [x, y, w, h]}`` (``{}`` for ``None``); raises ValueError when malformed."""
-    if path is None:
+    """The boxes JSON ``{"<file name>": [x, y, w, h]}`` (``{}`` when ``boxes=`` names no file: ``None``, ``auto``,
+    ``whole_image``; :func:`box_mode`); raises ValueError when malformed."""
+    if box_mode(path) != "file":
         return {}
     file = Path(path).expanduser()
     try:
@@ -262,24 +380,56 @@ def _validate_box(value: Any, width: int, height: int) -> list[float]:
     return box
 
 
-def frame_box(frame: Frame, boxes: Mapping[str, Any], cfg: DictConfig) -> tuple[list[float], str]:
-    """The hand box ``[x, y, w, h]`` of one frame (original pixels) and where it came from (the record's
-    ``box_source``): the frame's entry in the boxes file (the first of ``frame.keys`` found, validated), else the whole
-    image when no boxes file is given or ``boxes_missing=whole_image``.
+@dataclass
+class BoxChoice:
+    """The hand box of one frame.
+
+    Attributes:
+        box: ``[x, y, w, h]`` in original pixels.
+        source: the record's ``box_source``: ``file``, ``auto`` or ``whole_image``.
+        record: more record keys: ``box_key`` (the boxes file's key used) or ``detection`` and ``detected_hands``
+            (:meth:`internet_plus.detect.tracking.AutoBox.record`).
+    """
+
+    box: list[float]
+    source: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+#: ``boxes=auto``'s detector: one frame's RGB image -> what it found (``predict.py`` passes
+#: :class:`internet_plus.detect.tracking.AutoBoxes`, whose ``no_hand_message`` is the error of a frame without a hand).
+Detector = Callable[[np.ndarray], "AutoBox"]
+
+
+def frame_box(frame: Frame, boxes: Mapping[str, Any], cfg: DictConfig, detect: Detector | None = None) -> BoxChoice:
+    """The hand box of one frame (module docstring): the frame's entry in ``boxes`` when it has one (the first of
+    ``frame.keys`` found, validated), else what ``boxes=`` (:func:`box_mode`) and ``boxes_missing`` ask for: the
+    whole image, or the box ``detect`` finds.
 
     Raises:
-        PredictError: the image is unreadable, the entry is not a usable box, or a boxes file has no entry for it.
+        PredictError: the image is unreadable, the entry is not a usable box, a boxes file has no entry for it, or
+            the detector finds no hand in it (or none was given for ``boxes=auto``).
     """
     height, width = _image(frame).shape[:2]
     key = next((k for k in frame.keys if k in boxes), None)
-    if key is None and cfg.get("boxes") and cfg.get("boxes_missing", "error") != "whole_image":
+    if key is not None:
+        return BoxChoice(_validate_box(boxes[key], width, height), "file", {"box_key": key})
+    mode = box_mode(cfg.get("boxes"))
+    missing = cfg.get("boxes_missing", "error")
+    if mode == "file" and missing not in ("whole_image", "auto"):
         raise PredictError(
             f"no box for it in boxes={cfg.get('boxes')} (looked up under {', '.join(map(repr, frame.keys))}); add "
-            "one, or set boxes_missing=whole_image to use the whole image for images without a box"
+            "one, or set boxes_missing=whole_image (the whole image) or boxes_missing=auto (a detected box) for "
+            "images without a box"
         )
-    if key is None:
-        return [0.0, 0.0, float(width), float(height)], "whole_image"
-    return _validate_box(boxes[key], width, height), f"boxes[{key!r}]"
+    if mode == "whole_image" or (mode == "file" and missing == "whole_image"):
+        return BoxChoice([0.0, 0.0, float(width), float(height)], "whole_image")
+    if detect is None:
+        raise PredictError("boxes=auto needs a hand detector (none was given); give boxes=whole_image or a boxes file")
+    found = detect(_image(frame))
+    if found.box is None:
+        raise PredictError(getattr(detect, "no_hand_message", "no hand detected"))
+    return BoxChoice(found.box, "auto", found.record())
 
 
 # --------------------------------------------------------------------------------------------------- the crop
@@ -294,9 +444,16 @@ def _intrinsic(value: Any, default: tuple[float, float], name: str) -> list[floa
     return values
 
 
-def crop_frame(frame: Frame, box: list[float], box_source: str, input_size: int, cfg: DictConfig) -> Prepared:
+def crop_frame(
+    frame: Frame,
+    box: list[float],
+    box_source: str,
+    input_size: int,
+    cfg: DictConfig,
+    box_record: Mapping[str, Any] | None = None,
+) -> Prepared:
     """Crop one readable frame around ``box`` as evaluation does (``process_bbox``, identity crop), with the
-    intrinsics of ``cfg`` (``focal``, ``princpt``; module docstring)."""
+    intrinsics of ``cfg`` (``focal``, ``princpt``; module docstring); ``box_record`` goes into the record as it is."""
     image = _image(frame)
     height, width = image.shape[:2]
     processed = process_bbox(box)
@@ -315,10 +472,13 @@ def crop_frame(frame: Frame, box: list[float], box_source: str, input_size: int,
         box_processed=[float(v) for v in processed],
         focal=focal,
         princpt=princpt,
+        box_record=dict(box_record or {}),
     )
 
 
-def prepare(frame: Frame, boxes: Mapping[str, Any], input_size: int, cfg: DictConfig) -> Prepared:
+def prepare(
+    frame: Frame, boxes: Mapping[str, Any], input_size: int, cfg: DictConfig, detect: Detector | None = None
+) -> Prepared:
     """Crop one readable frame around its box (:func:`frame_box`, :func:`crop_frame`); raises :class:`PredictError`."""
-    box, box_source = frame_box(frame, boxes, cfg)
-    return crop_frame(frame, box, box_source, input_size, cfg)
+    choice = frame_box(frame, boxes, cfg, detect)
+    return crop_frame(frame, choice.box, choice.source, input_size, cfg, choice.record)

@@ -1,0 +1,2 @@
+"""Hand detection for images without boxes: MediaPipe Hands (:mod:`.mediapipe_hands`), the boxes it gives, and
+their tracking through a video."""
