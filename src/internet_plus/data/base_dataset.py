@@ -4,7 +4,10 @@ A subclass reads its records and builds one sample (:meth:`HandPoseDataset._samp
 by position, keeps the epoch (:meth:`~HandPoseDataset.set_epoch`), draws each sample's augmentation from (seed, epoch,
 sample key) (:meth:`~HandPoseDataset.augmentation_params`, :func:`sample_rng`), reads the image
 (:func:`~internet_plus.data.images.read_rgb`) with the ``data.on_bad_image`` policy
-(:class:`~internet_plus.data.bad_images.BadImagePolicy`) and accepts ``dataset[i]`` or ``dataset[(epoch, i)]``.
+(:class:`~internet_plus.data.bad_images.BadImagePolicy`) and accepts ``dataset[i]`` or ``dataset[(epoch, i)]``. An
+evaluation dataset may carry RootNet's box and absolute root depths of each sample
+(:class:`~internet_plus.data.rootnet.RootNetSamples`, InterNet's 'rootnet' mode, ``docs/reference/internet.md`` §5.2),
+which the subclass uses instead of the ground-truth box and depth (:meth:`HandPoseDataset.rootnet_entry`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch.utils.data import Dataset
 
 from internet_plus.data.bad_images import BadImagePolicy
 from internet_plus.data.images import read_rgb
+from internet_plus.data.rootnet import RootNetSamples
 from internet_plus.data.transforms import AugmentationConfig, AugParams, sample_augmentation
 
 __all__ = ["HandPoseDataset", "sample_rng"]
@@ -48,6 +52,7 @@ class HandPoseDataset(BadImagePolicy, Dataset):
     augmentation: AugmentationConfig
     seed: int
     _epoch: int
+    rootnet: RootNetSamples | None = None
 
     def _init_sampling(
         self,
@@ -65,6 +70,22 @@ class HandPoseDataset(BadImagePolicy, Dataset):
         )
         self.seed = int(seed)
         self._epoch = 0
+
+    def _init_rootnet(self, rootnet: RootNetSamples | None) -> None:
+        """Keep RootNet's entries of this dataset's samples (in its order; ``None``: ground truth).
+
+        Raises:
+            ValueError: ``rootnet`` does not hold one entry per sample.
+        """
+        if rootnet is not None and len(rootnet) != len(self):
+            raise ValueError(f"RootNet entries for {len(rootnet)} samples given to a dataset of {len(self)} samples")
+        self.rootnet = rootnet
+
+    def rootnet_entry(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """RootNet's ``(box [x, y, w, h], abs_depth [right, left])`` of sample ``index``, or ``None`` (ground truth)."""
+        if self.rootnet is None:
+            return None
+        return self.rootnet.bbox[index], self.rootnet.abs_depth[index]
 
     @staticmethod
     def _select_records(all_records: list[_R], indices: Sequence[int] | None, what: str) -> list[_R]:

@@ -12,7 +12,15 @@ with hand3d's choice of the scored hand (datasets §A.6):
   datasets §A.6), which also removes the invisible ones from the training mask;
 - ``joint_valid`` = ``joint_annotated`` × inside the crop after augmentation (§6.1);
 - the crop box is the tight box around the dominant hand's 21 ground-truth keypoints, then ``process_bbox``
-  (square, ×1.25; §6.1, §6.3); the absolute root depth is the ground-truth wrist depth (InterNet's 'gt' mode, §5.2);
+  (square, ×1.25; §6.1, §6.3); the absolute root depth is the ground-truth wrist depth (InterNet's 'gt' mode, §5.2).
+  With ``rootnet_output`` (InterNet's default 'rootnet' mode, :mod:`internet_plus.data.rootnet`) the evaluation
+  samples take box (as is) and depth from RootNet's ``rootnet_rhd_output.json`` instead. Its ``annot_id`` is taken
+  to be RHD's sample id (the number of ``evaluation/color/%05d.png``): InterNet keys the entries by the annotation
+  ids of its converted ``RHD_evaluation.json``, which holds one annotation per image, and the COCO-style RHD
+  conversion with InterNet's field names that we could inspect (MMPose's, real samples) uses annotation id = image
+  id = sample id. This is an assumption (``docs/datasets/rootnet.md``): the file must hold exactly the evaluation
+  split's ids, and an entry whose box does not contain the centre of our scored hand's box (another sample, or
+  InterNet scored the other hand) is a bad sample (``on_bad_sample``);
 - ``hand_type`` is the dominant hand, ``hand_type_valid`` = 1, ``rel_root_depth`` = ``root_valid`` = 0 (RHD never
   supervises the relative root depth, §6.3).
 
@@ -44,10 +52,12 @@ from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.images import decode_workers
+from internet_plus.data.rootnet import RootNetSamples, box_centre_inside, read_rootnet_output
 from internet_plus.data.safe_pickle import load_restricted_pickle
 from internet_plus.data.sample_checks import annotation_problems
 from internet_plus.data.transforms import (
     AugmentationConfig,
+    bbox_from_joints,
     build_single_hand_sample,
 )
 from internet_plus.data.verify import VerifyItem, VerifyReport, verify_samples
@@ -435,6 +445,9 @@ class RHDDataset(HandPoseDataset):
         cache_dir: where the dominant-hand scan may be cached (see :func:`dominant_hands`).
         on_bad_image: ``"raise"`` (an unreadable image stops with its file name) or ``"skip"`` (the sample is replaced
             by the next readable one, the file name is logged and :attr:`bad_images` counts it, across loader workers).
+        rootnet: RootNet's entries of the kept samples, in their order (``RootNetOutput.select(sample_ids)``): each
+            sample's crop box (as is) and absolute root depth come from them (InterNet's 'rootnet' mode, §5.2).
+            ``None``: the ground-truth box and depth.
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch (what
     the data module's training sampler passes, so that persistent workers follow the epoch).
@@ -453,6 +466,7 @@ class RHDDataset(HandPoseDataset):
         records: Sequence[RHDRecord] | None = None,
         cache_dir: str | PathLike[str] | None = None,
         on_bad_image: str = "raise",
+        rootnet: RootNetSamples | None = None,
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="RHD", where=f"RHD {split}")
@@ -462,6 +476,7 @@ class RHDDataset(HandPoseDataset):
         self.eval_visible_only = bool(eval_visible_only)
         all_records = list(records) if records is not None else read_rhd_split(self.root, split, cache_dir=cache_dir)
         self.records: list[RHDRecord] = self._select_records(all_records, indices, f"samples of RHD {split}")
+        self._init_rootnet(rootnet)
 
     @property
     def sample_ids(self) -> list[int]:
@@ -476,6 +491,7 @@ class RHDDataset(HandPoseDataset):
         params = self.augmentation_params(index, epoch)
 
         block = hand_slice(record.hand)
+        rootnet = self.rootnet_entry(index)
         return build_single_hand_sample(
             image,
             record.hand,
@@ -486,6 +502,8 @@ class RHDDataset(HandPoseDataset):
             params,
             self.input_size,
             index,
+            bbox_xywh=None if rootnet is None else rootnet[0],
+            abs_root_depth=None if rootnet is None else float(rootnet[1][0]),
         )
 
     def __repr__(self) -> str:
@@ -508,6 +526,9 @@ class RHDDataModule(HandPoseDataModule):
         cache_dir: where the per-split dominant-hand scan of the masks may be cached (``None``: in memory only).
         verify: before reading a split, open every colour image and mask and range-check every annotation
             (:func:`~internet_plus.data.rhd.verify_rhd_split`); logs a summary, raises listing every problem.
+        rootnet_output: RootNet's ``rootnet_rhd_output.json``: the evaluation samples' boxes and absolute root
+            depths come from it (InterNet's default protocol; ``annot_id`` = RHD sample id, see the module
+            docstring); read and checked at setup. ``None``: the ground truth. Never used for training or validation.
         Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
@@ -519,6 +540,7 @@ class RHDDataModule(HandPoseDataModule):
         eval_visible_only: bool = False,
         cache_dir: str | None = None,
         verify: bool = False,
+        rootnet_output: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -526,7 +548,9 @@ class RHDDataModule(HandPoseDataModule):
         self.eval_visible_only = bool(eval_visible_only)
         self.cache_dir = cache_dir
         self.verify = bool(verify)
+        self.rootnet_output = None if rootnet_output is None else str(Path(str(rootnet_output)).expanduser())
         self._records: dict[str, list[RHDRecord]] = {}
+        self._rootnet: RootNetSamples | None = None
 
     def records(self, split: str) -> list[RHDRecord]:
         """The records of ``"train"`` (RHD ``training``) or ``"test"`` (``evaluation``), read (and verified) once."""
@@ -542,14 +566,41 @@ class RHDDataModule(HandPoseDataModule):
     def _split_label(self, split: str) -> str:
         return f"RHD {self.SPLITS[split]} ({self.root})"
 
+    def rootnet(self) -> RootNetSamples | None:
+        """RootNet's entries of every evaluation sample (in record order), read and checked once; ``None`` without
+        ``rootnet_output``.
+
+        Raises:
+            RootNetError: a malformed file, or its ids are not exactly the evaluation split's sample ids.
+        """
+        if self.rootnet_output is None:
+            return None
+        if self._rootnet is None:
+            records = self.records("test")
+            self._rootnet = read_rootnet_output(self.rootnet_output, "scalar").select(
+                [r.sample_id for r in records],
+                f"the {len(records)} samples of {self._split_label('test')}",
+                exact=True,
+            )
+        return self._rootnet
+
     def _bad_samples(self, split: str) -> dict[int, str]:
         """The samples whose dominant hand cannot be scored (:func:`~internet_plus.data.sample_checks.
-        annotation_problems` on its 21 joints, annotated as :class:`RHDDataset` annotates them)."""
+        annotation_problems` on its 21 joints, annotated as :class:`RHDDataset` annotates them); with
+        ``rootnet_output``, also the evaluation samples whose RootNet box does not contain the centre of the scored
+        hand's keypoint box (:func:`~internet_plus.data.rootnet.box_centre_inside`)."""
+        rootnet = self.rootnet() if split == "test" else None
         bad = {}
         for pos, record in enumerate(self.records(split)):
             block = hand_slice(record.hand)
             annotated = record.vis[block] if self.eval_visible_only else 1.0
             problems = annotation_problems(record.xyz[block], annotated, record.K)
+            if rootnet is not None and not box_centre_inside(rootnet.bbox[pos], bbox_from_joints(record.uv[block]))[0]:
+                problems.append(
+                    f"RootNet box {np.round(rootnet.bbox[pos], 1).tolist()} (annot_id {record.sample_id} in "
+                    f"{rootnet.path}) does not contain the scored ({'right' if record.hand == RIGHT else 'left'}) "
+                    "hand: the entry is not this sample's"
+                )
             if problems:
                 bad[pos] = f"{record.image_path} (sample {record.sample_id}): " + "; ".join(problems)
         return bad
@@ -566,4 +617,10 @@ class RHDDataModule(HandPoseDataModule):
             eval_visible_only=self.eval_visible_only,
             records=self.records(split),
             on_bad_image=self.on_bad_image,
+            rootnet=self._split_rootnet(split, positions),
         )
+
+    def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:
+        """RootNet's entries at ``positions`` of the evaluation split; ``None`` for training and validation."""
+        rootnet = self.rootnet() if split == "test" else None
+        return None if rootnet is None else rootnet.subset(positions)

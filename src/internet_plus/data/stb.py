@@ -30,7 +30,16 @@ identical to its RHD loader, §6.3) on the raw STB files instead of InterNet's c
   ``process_bbox`` (square, ×1.25; §6.1). The absolute root depth is the ground-truth wrist depth (InterNet's 'gt'
   mode, §5.2); ``rel_root_depth`` = ``root_valid`` = 0 (not interacting, §6.4);
 - **split** (§B.6): train = B2-B6 Counting + Random (10 sequences), test = B1Counting + B1Random. The data module
-  holds its validation set out of the training sequences (``val_fraction``).
+  holds its validation set out of the training sequences (``val_fraction``);
+- **RootNet** (``rootnet_output``, InterNet's default 'rootnet' mode, :mod:`internet_plus.data.rootnet`): the test
+  frames take box (as is) and absolute root depth from ``rootnet_stb_output.json``. Its ``annot_id`` is taken to be
+  the frame's position in the standard test split (B1Counting frames 0..N−1, then B1Random), the order of
+  InterNet's converted ``STB_test.json`` (one annotation per ``BB_left`` image, frames in order within a sequence),
+  whose ids we could not inspect: an assumption (``docs/datasets/rootnet.md``). So it needs ``camera=bb_left`` and
+  the standard test sequences, the file must hold exactly one id per test frame, and a frame whose RootNet box does
+  not contain the centre of its keypoint box is a bad sample (``on_bad_sample``). The depth is that of InterNet's
+  STB root (its JSON's joint 0: STB's palm centre, unconfirmed), so ``wrist_rule=palm`` decodes from the same root;
+  other rules log a warning.
 
 Layout problems (a missing root, folder, label file or image, a malformed ``handPara``) raise
 :class:`STBLayoutError` (a :class:`~internet_plus.data.errors.DatasetLayoutError`) while the split is read, i.e. at
@@ -54,9 +63,11 @@ import torch
 from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.rootnet import RootNetSamples, box_centre_inside, read_rootnet_output
 from internet_plus.data.sample_checks import annotation_problems
 from internet_plus.data.transforms import (
     AugmentationConfig,
+    bbox_from_joints,
     build_single_hand_sample,
 )
 from internet_plus.data.verify import VerifyItem, VerifyReport, verify_samples
@@ -520,6 +531,8 @@ class STBDataset(HandPoseDataset):
         on_bad_image: ``"raise"`` (an unreadable image stops with its file name) or ``"skip"`` (the sample is replaced
             by the next readable one, the file name is logged and :attr:`bad_images` counts it, across loader workers;
             :class:`~internet_plus.data.bad_images.BadImagePolicy`).
+        rootnet: RootNet's entries of the kept frames, in their order: each frame's crop box (as is) and absolute
+            root depth come from them (InterNet's 'rootnet' mode, §5.2). ``None``: the ground-truth box and depth.
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch.
     """
@@ -539,6 +552,7 @@ class STBDataset(HandPoseDataset):
         sequences: Sequence[str] | None = None,
         records: Sequence[STBRecord] | None = None,
         on_bad_image: str = "raise",
+        rootnet: RootNetSamples | None = None,
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="STB", where=f"STB {split}")
@@ -556,6 +570,7 @@ class STBDataset(HandPoseDataset):
                 sequences=sequences,
             )
         self.records: list[STBRecord] = self._select_records(list(records), indices, f"frames of STB {split}")
+        self._init_rootnet(rootnet)
 
     @property
     def sample_ids(self) -> list[tuple[str, int]]:
@@ -569,9 +584,20 @@ class STBDataset(HandPoseDataset):
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
 
+        rootnet = self.rootnet_entry(index)
         # STB shows one left hand, every joint annotated
         return build_single_hand_sample(
-            image, LEFT, record.xyz, record.uv, 1.0, record.K, params, self.input_size, index
+            image,
+            LEFT,
+            record.xyz,
+            record.uv,
+            1.0,
+            record.K,
+            params,
+            self.input_size,
+            index,
+            bbox_xywh=None if rootnet is None else rootnet[0],
+            abs_root_depth=None if rootnet is None else float(rootnet[1][0]),
         )
 
     def __repr__(self) -> str:
@@ -595,6 +621,10 @@ class STBDataModule(HandPoseDataModule):
         train_sequences, test_sequences: replace the standard split's sequences (``None``: B2-B6 / B1).
         verify: after reading a split, open every image and range-check every frame's annotation
             (:func:`verify_stb_records`); logs a summary, raises listing every problem.
+        rootnet_output: RootNet's ``rootnet_stb_output.json``: the test frames' boxes and absolute root depths come
+            from it (InterNet's default protocol; ``annot_id`` = position in the standard test split, so it needs
+            ``camera=bb_left`` and the standard test sequences; module docstring); read and checked at setup.
+            ``None``: the ground truth. Never used for training or validation.
         Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
@@ -607,6 +637,7 @@ class STBDataModule(HandPoseDataModule):
         train_sequences: Sequence[str] | None = None,
         test_sequences: Sequence[str] | None = None,
         verify: bool = False,
+        rootnet_output: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -623,6 +654,10 @@ class STBDataModule(HandPoseDataModule):
             "test": _check_sequences(test_sequences) if test_sequences is not None else STB_SPLITS["test"],
         }
         self._records: dict[str, list[STBRecord]] = {}
+        self.rootnet_output = None if rootnet_output is None else str(Path(str(rootnet_output)).expanduser())
+        self._rootnet: RootNetSamples | None = None
+        if self.rootnet_output is not None:
+            _check_rootnet_setup(self.camera, self.sequences["test"], self.wrist_rule)
 
     def records(self, split: str) -> list[STBRecord]:
         """The records of ``"train"`` or ``"test"``, read (and checked) once."""
@@ -646,12 +681,35 @@ class STBDataModule(HandPoseDataModule):
     def _split_label(self, split: str) -> str:
         return f"STB {split} ({self.camera} view, {self.root})"
 
+    def rootnet(self) -> RootNetSamples | None:
+        """RootNet's entries of every test frame (in record order), read and checked once; ``None`` without
+        ``rootnet_output``. ``annot_id`` = the frame's position in the standard test split (module docstring).
+
+        Raises:
+            RootNetError: a malformed file, or its ids are not exactly 0 .. (number of test frames − 1).
+        """
+        if self.rootnet_output is None:
+            return None
+        if self._rootnet is None:
+            n = len(self.records("test"))
+            self._rootnet = read_rootnet_output(self.rootnet_output, "scalar").select(
+                np.arange(n), f"the {n} frames of {self._split_label('test')}", exact=True
+            )
+        return self._rootnet
+
     def _bad_samples(self, split: str) -> dict[int, str]:
         """The frames that cannot be scored (:func:`~internet_plus.data.sample_checks.annotation_problems`; every
-        STB joint is annotated)."""
+        STB joint is annotated); with ``rootnet_output``, also the test frames whose RootNet box does not contain
+        the centre of the hand's keypoint box (:func:`~internet_plus.data.rootnet.box_centre_inside`)."""
+        rootnet = self.rootnet() if split == "test" else None
         bad = {}
         for pos, record in enumerate(self.records(split)):
             problems = annotation_problems(record.xyz, 1.0, record.K)
+            if rootnet is not None and not box_centre_inside(rootnet.bbox[pos], bbox_from_joints(record.uv))[0]:
+                problems.append(
+                    f"RootNet box {np.round(rootnet.bbox[pos], 1).tolist()} (annot_id {pos} in {rootnet.path}) does "
+                    "not contain the hand: the entry is not this frame's"
+                )
             if problems:
                 label = f"labels/{_camera(self.camera).label_name(record.sequence)}"
                 bad[pos] = f"{record.image_path} (frame {record.frame} of {label}): " + "; ".join(problems)
@@ -669,4 +727,37 @@ class STBDataModule(HandPoseDataModule):
             indices=[int(p) for p in positions],
             records=self.records(split),
             on_bad_image=self.on_bad_image,
+            rootnet=self._split_rootnet(split, positions),
+        )
+
+    def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:
+        """RootNet's entries at ``positions`` of the test split; ``None`` for training and validation."""
+        rootnet = self.rootnet() if split == "test" else None
+        return None if rootnet is None else rootnet.subset(positions)
+
+
+def _check_rootnet_setup(camera: str, test_sequences: Sequence[str], wrist_rule: str) -> None:
+    """What ``data.rootnet_output`` needs on STB (module docstring): InterNet's view and test split; a warning when
+    the root is not InterNet's STB root (the palm centre).
+
+    Raises:
+        ValueError: another view or other test sequences.
+    """
+    if camera != "bb_left":
+        raise ValueError(
+            f"data.rootnet_output on STB needs data.camera=bb_left, got {camera!r}: InterNet's STB_test.json, whose "
+            "annotations RootNet's rootnet_stb_output.json follows, is the left Bumblebee view; its boxes and depths "
+            "do not fit another view (docs/datasets/rootnet.md)"
+        )
+    if tuple(test_sequences) != STB_SPLITS["test"]:
+        raise ValueError(
+            f"data.rootnet_output on STB needs the standard test sequences {list(STB_SPLITS['test'])}, got "
+            f"{list(test_sequences)}: its annot_id is the frame's position in that split (docs/datasets/rootnet.md)"
+        )
+    if wrist_rule != "palm":
+        log.warning(
+            "STB: data.rootnet_output gives the depth of InterNet's STB root (STB's palm centre, as far as known), "
+            "but data.wrist_rule=%s makes the root a synthesised wrist, so every decoded depth is off by the "
+            "palm-wrist depth difference; data.wrist_rule=palm decodes from InterNet's root (docs/datasets/rootnet.md)",
+            wrist_rule,
         )

@@ -452,12 +452,15 @@ def build_single_hand_sample(
     params: AugParams,
     input_size: int,
     index: int,
+    bbox_xywh: np.ndarray | None = None,
+    abs_root_depth: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """:func:`build_sample` for a one-hand data set (RHD's scored hand, STB): the protocol of §6.3 and §6.4.
 
     The hand's 21 joints fill its block (the other block is zero and not annotated), ``hand_type`` is that hand with
     ``hand_type_valid`` = 1, the box is the tight box around its 2-D joints made square ×1.25, both absolute root
-    depths are its ground-truth wrist depth (InterNet's 'gt' mode, §5.2), and nothing is interacting.
+    depths are its ground-truth wrist depth (InterNet's 'gt' mode, §5.2), and nothing is interacting. ``bbox_xywh``
+    and ``abs_root_depth`` replace the box (used as is) and the depth (both entries): InterNet's 'rootnet' mode.
 
     Args:
         image: H×W×3 RGB.
@@ -467,6 +470,8 @@ def build_single_hand_sample(
         annotated: the hand's 21 evaluation flags (or one value for all).
         K: 3×3 intrinsics.
         params, input_size, index: as :func:`build_sample`.
+        bbox_xywh: the crop box, instead of the processed ground-truth one (no ``process_bbox``).
+        abs_root_depth: the absolute root depth in mm, instead of the ground-truth wrist depth.
     """
     block = hand_slice(hand)
     joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
@@ -477,7 +482,7 @@ def build_single_hand_sample(
     joint_annotated[block] = annotated
     hand_type = np.zeros(2, dtype=np.float64)
     hand_type[hand] = 1.0
-    wrist_depth = float(xyz[0, 2])
+    root_depth = float(xyz[0, 2]) if abs_root_depth is None else float(abs_root_depth)
     return build_sample(
         image=image,
         joints_uv=joints_uv,
@@ -488,8 +493,8 @@ def build_single_hand_sample(
         interacting=False,
         focal=np.array([K[0, 0], K[1, 1]]),
         princpt=np.array([K[0, 2], K[1, 2]]),
-        abs_root_depth=np.array([wrist_depth, wrist_depth]),
-        bbox_xywh=process_bbox(bbox_from_joints(uv)),
+        abs_root_depth=np.array([root_depth, root_depth]),
+        bbox_xywh=process_bbox(bbox_from_joints(uv)) if bbox_xywh is None else np.asarray(bbox_xywh, dtype=np.float64),
         params=params,
         input_size=input_size,
         index=index,

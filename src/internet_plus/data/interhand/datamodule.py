@@ -7,7 +7,10 @@ reused (:func:`~internet_plus.data.interhand.index.load_or_build_index`) and its
 (:func:`~internet_plus.data.interhand.index.check_images`) once, at ``setup``; under DDP the first process of each
 node builds the index while the others wait. The test split is checked in the fit stage too, and its annotations are
 range-checked in one vectorised pass (:func:`bad_rows`, ``data.on_bad_sample``: :mod:`internet_plus.data.sample_checks`)
-before the first step.
+before the first step. With ``rootnet_output`` (InterNet's default 'rootnet' mode, :mod:`internet_plus.data.rootnet`)
+the test samples take their box (as is) and absolute root depths [right, left] from RootNet's
+``rootnet_interhand2.6m_output_{val,test}.json``, whose ``annot_id`` is data.json's annotation id (InterNet's
+loader keys the file by it); it is read and checked in the same setup step.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.interhand.dataset import InterHandDataset
 from internet_plus.data.interhand.index import (
+    HAND_TYPE_VECTORS,
     InterHandIndex,
     SampleKind,
     check_images,
@@ -37,6 +41,7 @@ from internet_plus.data.interhand.layout import (
     Subset,
     find_interhand_files,
 )
+from internet_plus.data.rootnet import RootNetSamples, box_centre_inside, read_rootnet_output
 from internet_plus.data.sample_checks import DEPTH_RANGE_MM
 from internet_plus.data.verify import VERIFY_SHOWN
 
@@ -130,6 +135,10 @@ class InterHandDataModule(HandPoseDataModule):
         verify: check that every image named in data.json exists (else a sample of ``verify_sample``) and
             range-check every annotation's values (:func:`bad_rows`), listing every problem.
         verify_sample: how many images per split the quick check looks at.
+        rootnet_output: RootNet's output for ``test_split`` (``rootnet_interhand2.6m_output_<test_split>.json``; the
+            30 fps release has its own ``..._30fps.json``): the test samples' boxes and absolute root depths come from
+            it, looked up by data.json annotation id (InterNet's default protocol); read and checked at setup.
+            ``None``: the ground truth. Never used for training or validation.
         Other arguments (``on_bad_image`` among them): :class:`~internet_plus.data.datamodule.HandPoseDataModule`.
     """
 
@@ -148,6 +157,7 @@ class InterHandDataModule(HandPoseDataModule):
         test_split: str = "test",
         verify: bool = False,
         verify_sample: int = 64,
+        rootnet_output: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -173,6 +183,8 @@ class InterHandDataModule(HandPoseDataModule):
         self.verify_sample = int(verify_sample)
         self.splits = {"train": "train", "test": test_split}
         self._splits: dict[str, tuple[InterHandIndex, InterHandFiles, np.ndarray]] = {}
+        self.rootnet_output = None if rootnet_output is None else str(Path(str(rootnet_output)).expanduser())
+        self._rootnet: RootNetSamples | None = None
 
     def split_data(self, split: str) -> tuple[InterHandIndex, InterHandFiles, np.ndarray]:
         """(index, files, selected rows) of ``"train"`` or ``"test"``: checked, indexed (or reused) once."""
@@ -212,9 +224,44 @@ class InterHandDataModule(HandPoseDataModule):
     def _split_label(self, split: str) -> str:
         return f"InterHand2.6M {self.splits[split]} ({self.split_data(split)[1].data})"
 
+    def rootnet(self) -> RootNetSamples | None:
+        """RootNet's entries of every test sample (in row order), read and checked once; ``None`` without
+        ``rootnet_output``.
+
+        Raises:
+            RootNetError: a malformed file, a test annotation id missing from it, or a non-positive depth of a hand
+                the sample shows.
+        """
+        if self.rootnet_output is None:
+            return None
+        if self._rootnet is None:
+            index, _, rows = self.split_data("test")
+            present = HAND_TYPE_VECTORS[np.asarray(index.array("hand_type")[rows], dtype=np.int64)] > 0
+            self._rootnet = read_rootnet_output(self.rootnet_output, "pair").select(
+                np.asarray(index.array("annot_id")[rows]),
+                f"the {len(rows)} annotations of {self._split_label('test')}",
+                present=present,
+            )
+        return self._rootnet
+
     def _bad_samples(self, split: str) -> dict[int, str]:
+        """:func:`bad_rows`; with ``rootnet_output``, also the test annotations whose RootNet box does not contain
+        the centre of the annotation box (:func:`~internet_plus.data.rootnet.box_centre_inside`)."""
         index, files, rows = self.split_data(split)
-        return {pos: f"{files.images_dir}/{problem}" for pos, problem in bad_rows(index, rows).items()}
+        bad = {pos: f"{files.images_dir}/{problem}" for pos, problem in bad_rows(index, rows).items()}
+        rootnet = self.rootnet() if split == "test" else None
+        if rootnet is not None:
+            boxes = np.asarray(index.array("bbox")[rows], dtype=np.float64)
+            for pos in np.flatnonzero(~box_centre_inside(rootnet.bbox, boxes)):
+                row = int(rows[pos])
+                problem = (
+                    f"RootNet box {np.round(rootnet.bbox[pos], 1).tolist()} (annot_id {int(rootnet.annot_id[pos])} in "
+                    f"{rootnet.path}) does not contain the centre of the annotation box "
+                    f"{np.round(boxes[pos], 1).tolist()}: the entry is not this annotation's"
+                )
+                where = f"{files.images_dir}/{index.file_name(row)} (annotation {int(rootnet.annot_id[pos])})"
+                bad[int(pos)] = f"{bad[int(pos)]}; {problem}" if int(pos) in bad else f"{where}: {problem}"
+        return dict(sorted(bad.items()))
 
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> InterHandDataset:
         index, files, rows = self.split_data(split)
@@ -227,4 +274,5 @@ class InterHandDataModule(HandPoseDataModule):
             augmentation=self.augmentation,
             seed=self.seed,
             on_bad_image=self.on_bad_image,
+            rootnet=self.rootnet().subset(positions) if split == "test" and self.rootnet_output is not None else None,
         )

@@ -11,7 +11,10 @@ Protocol: InterNet's InterHand2.6M loader (``docs/reference/internet.md`` §6.2,
 - **crop**: ``process_bbox`` of the annotation box (square, ×1.25, not clipped; §6.1). An interacting sample has one
   box around both hands, so one crop shows both (§6.2);
 - **relative root depth**: z(left wrist) − z(right wrist) in mm, recomputed after a flip; ``root_valid`` needs an
-  interacting sample with both wrists valid after augmentation (the codec adds the ±200 mm range test; §4.2, §7.8).
+  interacting sample with both wrists valid after augmentation (the codec adds the ±200 mm range test; §4.2, §7.8);
+- **absolute root depths** [right, left]: the ground-truth wrist depths; in InterNet's 'rootnet' mode (§5.2; the
+  ``rootnet`` argument, :mod:`internet_plus.data.rootnet`) RootNet's ``abs_depth`` [right, left] of the sample's
+  data.json annotation id, with RootNet's box used as is instead of ``process_bbox`` of the annotation box.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 
 from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.interhand.index import InterHandIndex, InterHandRecord, select_rows
+from internet_plus.data.rootnet import RootNetSamples
 from internet_plus.data.safe_paths import safe_join
 from internet_plus.data.transforms import (
     AugmentationConfig,
@@ -51,9 +55,13 @@ class InterHandDataset(HandPoseDataset):
         on_bad_image: ``"raise"`` (an unreadable image stops with its file name) or ``"skip"`` (the sample is replaced
             by the next readable one, the file name is logged and :attr:`bad_images` counts it, across loader workers;
             :class:`~internet_plus.data.bad_images.BadImagePolicy`).
+        rootnet: RootNet's entries of the rows, in their order (``RootNetOutput.select(annot_ids)``): each sample's
+            crop box (as is) and absolute root depths [right, left] come from them (InterNet's 'rootnet' mode,
+            §5.2). ``None``: the ground-truth box and depths.
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch. The
-    object holds the index folder and the row numbers only, so it pickles small (for spawned workers).
+    object holds the index folder and the row numbers only (and, in 'rootnet' mode, six numbers per row), so it
+    pickles small (for spawned workers).
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class InterHandDataset(HandPoseDataset):
         augmentation: AugmentationConfig | Mapping[str, Any] | None = None,
         seed: int = 0,
         on_bad_image: str = "raise",
+        rootnet: RootNetSamples | None = None,
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="InterHand2.6M", where=f"InterHand2.6M {Path(images_dir).name}")
@@ -76,6 +85,7 @@ class InterHandDataset(HandPoseDataset):
             raise IndexError(f"rows outside the {len(index)} annotations of the index {index.directory}")
         self.rows = rows_arr
         self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
+        self._init_rootnet(rootnet)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -98,6 +108,12 @@ class InterHandDataset(HandPoseDataset):
     def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
         record = self.record(index)
         right, left = ROOTS
+        rootnet = self.rootnet_entry(index)
+        if rootnet is None:
+            bbox = process_bbox(record.bbox)
+            abs_root_depth = np.array([record.joints_cam[right, 2], record.joints_cam[left, 2]])
+        else:
+            bbox, abs_root_depth = rootnet
         return build_sample(
             image=image,
             joints_uv=record.joints_uv,
@@ -108,8 +124,8 @@ class InterHandDataset(HandPoseDataset):
             interacting=record.interacting,
             focal=record.focal,
             princpt=record.princpt,
-            abs_root_depth=np.array([record.joints_cam[right, 2], record.joints_cam[left, 2]]),
-            bbox_xywh=process_bbox(record.bbox),
+            abs_root_depth=abs_root_depth,
+            bbox_xywh=bbox,
             params=self.augmentation_params(index, epoch),
             input_size=self.input_size,
             index=index,
