@@ -8,6 +8,10 @@ are tested against.
 The error functions (:func:`joint_errors`, :func:`epe`, :func:`epe_median`, :func:`mpjpe_per_joint_mean`) compare
 the coordinates they are given; root alignment is a separate step (:func:`root_relative`, :func:`root_aligned`), and
 :func:`pose_metrics` chains everything exactly as :class:`~internet_plus.metrics.pose.PoseErrorMetrics` does.
+The hand-pose literature's variants (``pck_curve_hand3d``, ``auc_20_50_hand3d``, ``epe_median_mm_hand3d``) follow
+hand3d's ``EvalUtil`` (lmb-freiburg/hand3d, ``utils/general.py``, and ``eval_full.py``; datasets §A.6): errors are
+grouped by hand keypoint (:func:`errors_by_keypoint`), each keypoint gets its own PCK curve and median, and those are
+averaged over the keypoints (:func:`pck_curve_hand3d`, :func:`auc_hand3d`, :func:`epe_median_hand3d`).
 InterHand2.6M's five values in InterNet's definitions (internet §5.3, datasets §C.6) are :func:`mpjpe_by_kind`,
 :func:`mrrpe` over :func:`mrrpe_samples` and :func:`handedness_accuracy`, chained by :func:`interhand_metrics` as
 :class:`~internet_plus.metrics.interhand.InterHandMetrics` does. Whenever nothing is scored (no valid joint / sample)
@@ -30,6 +34,12 @@ ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
 #: The contract's PCK thresholds: 20, 21, …, 50 mm.
 PCK_THRESHOLDS: np.ndarray = np.arange(20, 51, dtype=np.float64)
+
+#: hand3d's PCK thresholds, ``EvalUtil.get_measures(0, 50 mm, 20)``: linspace(0, 50, 20) mm, 2.63 mm apart.
+HAND3D_THRESHOLDS: np.ndarray = np.linspace(0.0, 50.0, 20)
+
+#: hand3d's "20-50 mm" AUC (``eval_full.py``) integrates ``HAND3D_THRESHOLDS[8:]``, i.e. 21.05 … 50 mm (12 values).
+HAND3D_AUC_FROM = 8
 
 
 def per_hand(array: ArrayT) -> ArrayT:
@@ -121,6 +131,61 @@ def auc(pck: np.ndarray, thresholds: np.ndarray = PCK_THRESHOLDS) -> float:
     return float(area / (thresholds[-1] - thresholds[0]))
 
 
+def errors_by_keypoint(errors: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+    """The scored errors of each hand keypoint: 21 arrays, keypoint k = joint index mod 21 (hand3d's ``EvalUtil.feed``).
+
+    In the project's 42-joint layout the right and left hand's joints k and k + 21 are the same keypoint (both
+    wrists are keypoint 0), since RHD and STB score one hand per sample and hand3d keeps one list per keypoint.
+
+    Args:
+        errors: N×K errors in mm (:func:`joint_errors`), K a multiple of 21.
+        mask: N×K, nonzero where scored.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    valid = per_hand(np.broadcast_to(np.asarray(mask) > 0, errors.shape))
+    errors = per_hand(errors)
+    return [errors[..., k][valid[..., k]] for k in range(JOINTS_PER_HAND)]
+
+
+def pck_curve_hand3d(per_keypoint: list[np.ndarray], thresholds: np.ndarray = HAND3D_THRESHOLDS) -> np.ndarray:
+    """hand3d's PCK curve (``pck_curve_hand3d``): each keypoint's fraction of errors ≤ t, averaged over keypoints.
+
+    A keypoint with no scored error is left out of the average, as hand3d's ``get_measures`` skips it; unlike the
+    pooled :func:`pck_curve`, every scored keypoint weighs the same however many joints it has.
+
+    Args:
+        per_keypoint: the errors of each keypoint (:func:`errors_by_keypoint`).
+        thresholds: T thresholds in mm (linspace(0, 50, 20) by default).
+
+    Returns:
+        T fractions in [0, 1] (NaN when no keypoint is scored).
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    curves = [(e[:, None] <= thresholds[None, :]).mean(axis=0) for e in per_keypoint if e.size]
+    return np.mean(curves, axis=0) if curves else np.full(thresholds.shape, np.nan)
+
+
+def auc_hand3d(curve: np.ndarray) -> float:
+    """hand3d's "AUC 20-50 mm" (``auc_20_50_hand3d``) of a 20-point :func:`pck_curve_hand3d`.
+
+    ``eval_full.py`` keeps the curve's last 12 points (``HAND3D_THRESHOLDS[8:]``, 21.05 … 50 mm) and ``calc_auc``
+    divides their trapezoidal area by the trapezoidal area of ones, i.e. by the span 50 − 21.05 = 28.95 mm.
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    if curve.shape != HAND3D_THRESHOLDS.shape:
+        raise ValueError(f"auc_hand3d needs the {HAND3D_THRESHOLDS.size}-point hand3d curve, got {curve.shape}")
+    return auc(curve[HAND3D_AUC_FROM:], HAND3D_THRESHOLDS[HAND3D_AUC_FROM:])
+
+
+def epe_median_hand3d(per_keypoint: list[np.ndarray]) -> float:
+    """hand3d's "average median EPE" (``epe_median_mm_hand3d``): the mean over keypoints of each one's median, mm.
+
+    Keypoints with no scored error are skipped (hand3d's ``get_measures``); NaN when none is scored.
+    """
+    medians = [np.median(e) for e in per_keypoint if e.size]
+    return float(np.mean(medians)) if medians else float("nan")
+
+
 def handedness_accuracy(prob: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
     """Fraction of valid samples whose thresholded probabilities match the labels on both hands (``handedness_acc``).
 
@@ -179,16 +244,23 @@ def pose_metrics(
 
     Both poses are root-aligned per hand, joints of a hand whose wrist is not scored are dropped
     (:func:`root_relative_mask`), then ``epe_mm``, ``epe_median_mm``, ``pck_curve`` and ``auc_20_50`` (the area
-    normalised over ``thresholds``) are computed over the remaining joints.
+    normalised over ``thresholds``) are computed over the remaining joints, pooled, and ``pck_curve_hand3d``,
+    ``auc_20_50_hand3d`` and ``epe_median_mm_hand3d`` over the same errors grouped by keypoint (hand3d's
+    definitions, whatever ``thresholds`` is).
     """
     pred, gt, valid = root_aligned(pred_cam, gt_cam, mask)
     errors, valid = joint_errors(pred, gt, valid)
     curve = pck_curve(errors, valid, thresholds)
+    per_keypoint = errors_by_keypoint(errors, valid)
+    curve_hand3d = pck_curve_hand3d(per_keypoint)
     return {
         "epe_mm": epe(pred, gt, valid),
         "epe_median_mm": epe_median(pred, gt, valid),
         "pck_curve": curve,
         "auc_20_50": auc(curve, thresholds) if valid.any() else float("nan"),
+        "pck_curve_hand3d": curve_hand3d,
+        "auc_20_50_hand3d": auc_hand3d(curve_hand3d),
+        "epe_median_mm_hand3d": epe_median_hand3d(per_keypoint),
     }
 
 
@@ -250,10 +322,15 @@ def interhand_metrics(
 
 
 __all__ = [
+    "HAND3D_AUC_FROM",
+    "HAND3D_THRESHOLDS",
     "PCK_THRESHOLDS",
     "auc",
+    "auc_hand3d",
     "epe",
     "epe_median",
+    "epe_median_hand3d",
+    "errors_by_keypoint",
     "handedness_accuracy",
     "interhand_metrics",
     "joint_errors",
@@ -262,6 +339,7 @@ __all__ = [
     "mrrpe",
     "mrrpe_samples",
     "pck_curve",
+    "pck_curve_hand3d",
     "per_hand",
     "pose_metrics",
     "root_aligned",
