@@ -14,6 +14,8 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import internet_plus  # noqa: E402, F401  (registers the configs' resolvers: `--cfg job --resolve` works)
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:

@@ -15,6 +15,8 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))  # conf/paths: every path deriv
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import internet_plus  # noqa: E402, F401  (registers the configs' resolvers: `--cfg job --resolve` works)
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:

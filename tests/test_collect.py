@@ -14,10 +14,15 @@ import torch
 from conftest import compose_config, tiny_train_overrides
 
 from internet_plus.callbacks import ValidationHistory
-from internet_plus.results.runs import backbone_variant, read_run
+from internet_plus.results.plots import convergence_series, pck_label
+from internet_plus.results.runs import backbone_variant, collect_runs, read_run, resnet50_recipe
 from internet_plus.tasks import collect
 
 CURVE_LEN = 31
+ADAM = {"_target_": "torch.optim.Adam", "lr": 1e-4}
+ADAMW = {"_target_": "torch.optim.AdamW", "lr": 1e-4}
+STEP = {"_target_": "torch.optim.lr_scheduler.MultiStepLR", "milestones": [45, 47]}
+COSINE = {"_target_": "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts", "T_0": 2}
 
 
 def _make_run(
@@ -28,10 +33,19 @@ def _make_run(
     epe: float | None,
     *,
     auc: float = 0.5,
+    hand3d: tuple[float, float] | None = None,
     fields: dict | None = None,
     history: list[float] = (30.0, 25.0, 22.0),
+    model: dict | None = None,
+    monitor: list[float] | None = None,
+    tested: tuple[int, int] | None = None,
 ) -> Path:
-    """A fake run directory as Hydra and the train task leave it; ``epe=None``: no metrics.json."""
+    """A fake run directory as Hydra and the train task leave it; ``epe=None``: no metrics.json.
+
+    ``hand3d``: (AUC, median) of the hand3d values, written with a 20-point hand3d curve; None: a metrics.json from
+    before they existed. ``model``: more ``model`` config (optimizer, scheduler); ``monitor``: ``monitor/epe_mm`` per
+    epoch beside ``val/epe_mm``; ``tested``: (``test/ckpt_epochs``, ``test/ckpt_is_last``).
+    """
     hydra_dir = folder / ".hydra"
     hydra_dir.mkdir(parents=True)
     backbone_node = fields if fields is not None else {"name": backbone}
@@ -41,7 +55,7 @@ def _make_run(
     config = {
         "task_name": "ablation",
         "seed": seed,
-        "model": {"backbone": backbone_node},
+        "model": {"backbone": backbone_node, **(model or {})},
         "data": {"_target_": "internet_plus.data.rhd.RHDDataModule", "root": "${paths.data_dir}/x"},
         "trainer": {"max_epochs": "${ablation_epochs.${hydra:runtime.choices.dataset}}"},
     }
@@ -51,24 +65,56 @@ def _make_run(
     (hydra_dir / "overrides.yaml").write_text(
         json.dumps([f"backbone={backbone}", f"dataset={dataset}", f"seed={seed}"])
     )
-    lines = [json.dumps({"epoch": i, "step": 10 * (i + 1), "val/epe_mm": v}) for i, v in enumerate(history)]
+    entries = [{"epoch": i, "step": 10 * (i + 1), "val/epe_mm": v} for i, v in enumerate(history)]
+    for entry, value in zip(entries, monitor or (), strict=False):
+        entry["monitor/epe_mm"] = value
+    lines = [json.dumps(entry) for entry in entries]
     (folder / "val_history.jsonl").write_text("\n".join(lines) + "\n")
     if epe is not None:
         curve = [min(1.0, 0.3 + 0.02 * i) for i in range(CURVE_LEN)]
         metrics = {"test/epe_mm": epe, "test/auc_20_50": auc, "test/pck_curve": curve, "test/epe_median_mm": epe - 1}
+        if hand3d is not None:
+            metrics["test/auc_20_50_hand3d"], metrics["test/epe_median_mm_hand3d"] = hand3d
+            metrics["test/pck_curve_hand3d"] = [min(1.0, 0.05 * i) for i in range(20)]
+        if tested is not None:
+            metrics["test/ckpt_epochs"], metrics["test/ckpt_is_last"] = tested
         (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
 
 
 @pytest.fixture
 def sweep(tmp_path: Path) -> Path:
-    """An ablation-like sweep: internet_plus × 2 seeds on RHD and STB, resnet50 on RHD, one SE job that died."""
+    """An ablation-like sweep: internet_plus × 2 seeds on RHD and STB, resnet50 on RHD as published (with the
+    evaluation split's monitor/* history) and from scratch, one SE job that died."""
     root = tmp_path / "multiruns" / "2026-01-01_00-00-00"
-    _make_run(root / "0_backbone=internet_plus,dataset=rhd", "internet_plus", "rhd", 0, 19.0, auc=0.90)
-    _make_run(root / "1_backbone=internet_plus,dataset=rhd", "internet_plus", "rhd", 1, 19.4, auc=0.92)
+    _make_run(
+        root / "0_backbone=internet_plus,dataset=rhd", "internet_plus", "rhd", 0, 19.0, auc=0.90, hand3d=(0.93, 15.0)
+    )
+    _make_run(
+        root / "1_backbone=internet_plus,dataset=rhd", "internet_plus", "rhd", 1, 19.4, auc=0.92, hand3d=(0.95, 16.0)
+    )
     _make_run(root / "2_backbone=internet_plus,dataset=stb", "internet_plus", "stb", 0, 7.50)
     _make_run(root / "3_backbone=internet_plus,dataset=stb", "internet_plus", "stb", 1, 7.70)
-    _make_run(root / "4_backbone=resnet50,dataset=rhd", "resnet50", "rhd", 0, 21.0)
+    _make_run(
+        root / "4_backbone=resnet50,dataset=rhd",
+        "resnet50",
+        "rhd",
+        0,
+        21.0,
+        fields={"name": "resnet50", "pretrained": True},
+        model={"optimizer": ADAM, "scheduler": STEP},
+        monitor=[35.0, 28.0, 24.0],
+        tested=(50, 1),
+    )
+    _make_run(
+        root / "6_backbone=resnet50,dataset=rhd",
+        "resnet50",
+        "rhd",
+        0,
+        23.0,
+        fields={"name": "resnet50", "pretrained": False},
+        model={"optimizer": ADAMW, "scheduler": COSINE},
+    )
     _make_run(root / "5_backbone=internet_plus_se,dataset=rhd", "internet_plus_se", "rhd", 0, None, history=[40.0])
     (root / "multirun.yaml").write_text("{}\n")
     return root
@@ -100,28 +146,102 @@ def test_collect_tables_failed_runs_and_figures(sweep: Path, tmp_path: Path) -> 
     assert float(rhd["diff"]) == pytest.approx(-0.10)
     stb = cells[("2", "internet_plus", "STB")]
     assert float(stb["mean"]) == pytest.approx(7.60) and float(stb["diff"]) == pytest.approx(0.22)
-    resnet = cells[("2", "resnet50", "RHD")]
+    resnet = cells[("2", "resnet50 (InterNet as published)", "RHD")]
     assert resnet["n"] == "1" and resnet["std"] == "" and float(resnet["diff"]) == pytest.approx(21.0 - 20.89)
+    scratch = cells[("2", "resnet50 (from scratch, InterNet+ recipe)", "RHD")]
+    assert scratch["n"] == "1" and float(scratch["mean"]) == 23.0 and scratch["paper"] == scratch["diff"] == ""
     assert cells[("6", "internet_plus_se", "RHD")]["n"] == "0"  # the failed SE run is not averaged in
     assert float(cells[("6", "internet_plus_no_ca", "STB")]["paper"]) == pytest.approx(7.44)
     assert float(cells[("7", "internet_plus_no_fca", "RHD")]["paper"]) == pytest.approx(20.01)
-    assert float(cells[("5", "resnet50", "Single hand")]["paper"]) == pytest.approx(12.16)
+    assert float(cells[("5", "resnet50 (InterNet as published)", "Single hand")]["paper"]) == pytest.approx(12.16)
     assert float(cells[("5", "internet_plus", "Interacting hands")]["paper"]) == pytest.approx(17.63)
 
     md = (out / "results.md").read_text()
-    assert "6 run directories, 5 finished, 1 FAILED/incomplete" in md
+    assert "7 run directories, 6 finished, 1 FAILED/incomplete" in md
     assert "## FAILED / incomplete runs" in md
     failed_section = md.split("## FAILED / incomplete runs")[1].split("## The paper's tables")[0]
     assert "5_backbone=internet_plus_se,dataset=rhd" in failed_section and "no metrics.json" in failed_section
     assert (
-        "| InterNet+ (ours) | `internet_plus` | 7.60 ± 0.14 (n=2) | 7.38 | +0.22 | 19.20 ± 0.28 (n=2) | 19.30 | -0.10 |"
-        in md
+        "| InterNet+ (ours) | `internet_plus` | 7.60 ± 0.14 (n=2) | 7.38 | +0.22 | 19.20 ± 0.28 (n=2) | 19.30 | -0.10 "
+        "| — |" in md
     )
-    assert "| InterNet [8] | `resnet50` | not run | 7.95 | — | 21.00 (n=1) | 20.89 | +0.11 |" in md
+    assert (
+        "| InterNet [8] | `resnet50` (InterNet as published) | not run | 7.95 | — | 21.00 (n=1) | 20.89 | +0.11 "
+        "| 50 (last) |" in md
+    )
+    assert (
+        "| ResNet-50 from scratch, InterNet+ recipe (controlled; not in the paper) "
+        "| `resnet50` (from scratch, InterNet+ recipe) | not run | — | — | 23.00 (n=1) | — | — | — |" in md
+    )
     assert "0.910 ± 0.014 (n=2)" in md  # AUC of internet_plus on RHD
+    # Both AUCs and both medians, labelled; the hand3d ones are "—" for runs written before they existed (STB).
+    auc_section = md.split("## AUC of the 3-D PCK curve")[1].split("## All backbones")[0]
+    assert "compare them with the hand3d column" in auc_section
+    assert (
+        "| data set | backbone | AUC 20-50 (pooled, contract) | AUC 20-50 (hand3d) | median EPE mm (pooled, contract) "
+        "| median EPE mm (hand3d) |" in auc_section
+    )
+    assert (
+        "| RHD | `internet_plus` | 0.910 ± 0.014 (n=2) | 0.940 ± 0.014 (n=2) | 18.20 ± 0.28 (n=2) "
+        "| 15.50 ± 0.71 (n=2) |" in auc_section
+    )
+    assert "| STB | `internet_plus` | 0.500 ± 0.000 (n=2) | — | 6.60 ± 0.14 (n=2) | — |" in auc_section
+    summary = md.split("## All backbones and data sets")[1].split("## Runs")[0]
+    assert "AUC 20-50 (pooled, contract) | AUC 20-50 (hand3d) |" in summary and "median EPE mm (hand3d)" in summary
+    listing = md.split("## Runs")[1]
+    assert "| AUC (pooled, contract) | AUC (hand3d) |" in listing and "| 19.00 | 0.900 | 0.930 |" in listing
 
     runs = _csv_rows(out / "runs.csv")
-    assert len(runs) == 6 and sum(r["status"] == "FAILED" for r in runs) == 1
+    assert len(runs) == 7 and sum(r["status"] == "FAILED" for r in runs) == 1
+
+
+def test_pck_legend_names_both_aucs(sweep: Path) -> None:
+    labels = {r.path.name: pck_label(r) for r in collect_runs([sweep])}
+    assert labels["0_backbone=internet_plus,dataset=rhd"] == "internet_plus seed=0 (AUC=0.900, hand3d AUC=0.930)"
+    assert labels["2_backbone=internet_plus,dataset=stb"] == "internet_plus seed=0 (AUC=0.500)"
+    assert labels["5_backbone=internet_plus_se,dataset=rhd"] == "internet_plus_se seed=0"
+
+
+def test_convergence_uses_the_evaluation_split_when_recorded(sweep: Path) -> None:
+    """Paper recipes record ``monitor/epe_mm`` (the evaluation split): Figure 7 draws it; other runs ``val/epe_mm``."""
+    series = {r.path.name: convergence_series(r) for r in collect_runs([sweep])}
+    assert series["4_backbone=resnet50,dataset=rhd"] == ("monitor/epe_mm", [(1, 35.0), (2, 28.0), (3, 24.0)])
+    assert series["0_backbone=internet_plus,dataset=rhd"] == ("val/epe_mm", [(1, 30.0), (2, 25.0), (3, 22.0)])
+
+
+@pytest.mark.parametrize(
+    ("pretrained", "optimizer", "scheduler", "choice", "recipe"),
+    [
+        (True, ADAM, STEP, "paper/resnet50", "InterNet as published"),
+        (False, ADAMW, COSINE, "paper/resnet50_scratch", "from scratch, InterNet+ recipe"),
+        (None, None, None, "paper_interhand/resnet50", "InterNet as published"),  # fields missing: the choice
+        (None, None, None, "paper/resnet50_scratch", "from scratch, InterNet+ recipe"),
+        (False, ADAM, STEP, "adam_step", "from scratch, Adam step"),
+        (True, ADAMW, COSINE, None, "ImageNet weights, AdamW cosine"),
+        (None, None, None, None, "recipe unknown"),
+    ],
+)
+def test_resnet50_recipe(pretrained, optimizer, scheduler, choice, recipe) -> None:
+    backbone = {"name": "resnet50"} if pretrained is None else {"name": "resnet50", "pretrained": pretrained}
+    model = {"backbone": backbone, **({"optimizer": optimizer, "scheduler": scheduler} if optimizer else {})}
+    assert resnet50_recipe({"model": model}, choice) == recipe
+
+
+def test_published_resnet50_run_is_the_internet_row(tmp_path: Path) -> None:
+    """A composed InterNet-as-published node (ImageNet weights from a file) is `resnet50`, the recipe says the rest."""
+    fields = {"_target_": "internet_plus.models.backbones.resnet.ResNet50Backbone", "pretrained": True}
+    run = _make_run(
+        tmp_path / "r",
+        "resnet50",
+        "stb",
+        0,
+        8.0,
+        fields={**fields, "weights_path": "/w/resnet50.pth"},
+        model={"optimizer": ADAM, "scheduler": STEP},
+    )
+    record = read_run(run)
+    assert (record.backbone, record.variant) == ("resnet50", "resnet50 (InterNet as published)")
+    assert record.label == "resnet50 (InterNet as published) seed=0"
 
 
 def test_collect_default_out_and_one_table(sweep: Path) -> None:

@@ -8,6 +8,7 @@ import hydra
 import pytest
 import torch
 from conftest import CONF_DIR, TINY, compose_config
+from omegaconf import OmegaConf
 
 from internet_plus.models.backbones.registry import backbone_config, backbone_names, variant_of
 
@@ -131,30 +132,57 @@ def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("experiment", "module", "epochs"),
+    ("experiment", "module", "epochs", "internet_epochs", "milestones"),
     [
-        ("paper_rhd", "RHDDataModule", 189),
-        ("paper_stb", "STBDataModule", 45),
-        ("paper_interhand", "InterHandDataModule", 20),
+        ("paper_rhd", "RHDDataModule", 189, 50, [45, 47]),
+        ("paper_stb", "STBDataModule", 45, 50, [45, 47]),
+        ("paper_interhand", "InterHandDataModule", 20, 20, [15, 17]),
     ],
 )
-def test_paper_recipes(experiment: str, module: str, epochs: int, tmp_path: Path) -> None:
+def test_paper_recipes(
+    experiment: str, module: str, epochs: int, internet_epochs: int, milestones: list[int], tmp_path: Path
+) -> None:
     cfg = compose_config("train", [f"experiment={experiment}"], tmp_path)
     assert cfg.data._target_.endswith(module) and cfg.trainer.max_epochs == epochs
     assert cfg.data.input_size == 256 and cfg.model.codec.heatmap_size == 64
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"
     assert cfg.model.optimizer.lr == 1e-4 and cfg.model.optimizer.weight_decay == 1e-2
     assert cfg.model.scheduler.T_0 == 2 and cfg.model.scheduler.T_mult == 3
-    # InterNet's optimiser on top of the recipe is InterNet's own: no AdamW weight decay leaks into Adam
-    step = "adam_step_interhand" if experiment == "paper_interhand" else "adam_step"
-    adam = compose_config("train", [f"experiment={experiment}", f"optimizer={step}"], tmp_path)
-    assert adam.model.optimizer._target_ == "torch.optim.Adam" and adam.model.optimizer.weight_decay == 0.0
-    assert list(adam.model.scheduler.milestones) == ([15, 17] if experiment == "paper_interhand" else [45, 47])
-    optimizer = hydra.utils.instantiate(adam.model.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
+    # the paper's protocol: the whole training split, the last epoch scored, the evaluation split only monitored
+    assert cfg.test_ckpt == "last" and cfg.data.val_fraction == 0.0 and cfg.data.monitor_eval_split is True
+    assert cfg.callbacks.model_checkpoint.monitor is None and cfg.data.batch_size == 32
+
+    # backbone=resnet50 is InterNet as published: ImageNet weights, Adam without weight decay, its own schedule
+    internet = compose_config("train", [f"experiment={experiment}", "backbone=resnet50"], tmp_path)
+    assert internet.model.backbone == {**backbone_config("resnet50"), "pretrained": True}
+    assert internet.model.optimizer._target_ == "torch.optim.Adam" and internet.model.optimizer.weight_decay == 0.0
+    assert internet.model.optimizer.lr == 1e-4 and dict(internet.model.scheduler) == {
+        "_target_": "torch.optim.lr_scheduler.MultiStepLR", "milestones": milestones, "gamma": 0.1, "interval": "epoch"
+    }  # fmt: skip
+    assert internet.trainer.max_epochs == internet_epochs and internet.test_ckpt == "last"
+    optimizer = hydra.utils.instantiate(internet.model.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["weight_decay"] == 0.0
+
+    # the controlled variant: ResNet-50 from scratch, trained exactly like InterNet+
+    recipe = "paper_interhand" if experiment == "paper_interhand" else "paper"
+    scratch = compose_config(
+        "train", [f"experiment={experiment}", "backbone=resnet50", f"optimizer={recipe}/resnet50_scratch"], tmp_path
+    )
+    assert scratch.model.backbone == backbone_config("resnet50") and scratch.trainer.max_epochs == epochs
+    assert OmegaConf.to_container(scratch.model.optimizer) == OmegaConf.to_container(cfg.model.optimizer)
+    assert OmegaConf.to_container(scratch.model.scheduler) == OmegaConf.to_container(cfg.model.scheduler)
+
     # the recipe fixes the data set, not the feature extractor: backbone= and trainer= still win
-    other = compose_config("train", [f"experiment={experiment}", "backbone=resnet50", "trainer=ddp_cpu"], tmp_path)
-    assert other.model.backbone == backbone_config("resnet50") and other.trainer.strategy == "ddp"
+    other = compose_config(
+        "train", [f"experiment={experiment}", "backbone=internet_plus_se", "trainer=ddp_cpu"], tmp_path
+    )
+    assert other.model.backbone == backbone_config("internet_plus_se") and other.trainer.strategy == "ddp"
+
+
+def test_every_backbone_has_its_paper_recipe() -> None:
+    for folder in ("paper", "paper_interhand"):
+        recipes = {p.stem for p in (CONF_DIR / "optimizer" / folder).glob("*.yaml")}
+        assert recipes == {*backbone_names(), "resnet50_scratch"}, folder
 
 
 def test_ablation_is_the_papers_grid(tmp_path: Path) -> None:
@@ -176,11 +204,15 @@ def test_ablation_is_the_papers_grid(tmp_path: Path) -> None:
             job = compose_config(
                 "train", ["experiment=ablation", f"dataset={dataset}", f"backbone={backbone}", "seed=0"], tmp_path
             )
-            assert job.model.backbone == expected_backbone  # (the hydra: resolver reads the last composed config)
-            assert job.trainer.max_epochs == epochs[dataset] and job.data.root.endswith(
-                {"rhd": "RHD_published_v2", "stb": "STB"}[dataset]
-            )
-            assert job.model.optimizer._target_ == "torch.optim.AdamW" and job.data.input_size == 256
+            assert job.data.root.endswith({"rhd": "RHD_published_v2", "stb": "STB"}[dataset])
+            assert job.data.input_size == 256 and job.test_ckpt == "last"
+            if backbone == "resnet50":  # InterNet as published: its weights, optimiser and 50 epochs
+                assert job.model.backbone == {**expected_backbone, "pretrained": True}
+                assert job.model.optimizer._target_ == "torch.optim.Adam" and job.trainer.max_epochs == 50
+            else:
+                assert job.model.backbone == expected_backbone  # (the hydra: resolver reads the last composed config)
+                assert job.model.optimizer._target_ == "torch.optim.AdamW"
+                assert job.trainer.max_epochs == epochs[dataset]
 
 
 def test_quickstart_is_internet_plus_on_synthetic_cpu(tmp_path: Path) -> None:

@@ -82,29 +82,79 @@ def test_resnet50_backbone() -> None:
         assert backbone.eval()(torch.randn(1, 3, 128, 128)).shape == (1, 2048, 4, 4)
 
 
-def test_resnet50_local_weights(tmp_path) -> None:
+def _made_resnet50_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A complete torchvision ResNet-50 state dict with weights of our own (no download): fc included, as in
+    torchvision's file."""
     from torchvision.models import resnet50
 
-    reference = resnet50(weights=None)
+    torch.manual_seed(seed)
+    return resnet50(weights=None).state_dict()
+
+
+def _assert_backbone_holds(backbone: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Every backbone tensor equals the state dict's (torchvision names: conv1 -> stem.0, bn1 -> stem.1)."""
+    renamed = {"stem.0.": "conv1.", "stem.1.": "bn1."}
+    for name, value in backbone.state_dict().items():
+        source = next((name.replace(a, b, 1) for a, b in renamed.items() if name.startswith(a)), name)
+        assert torch.equal(value, state[source]), name
+    assert len(backbone.state_dict()) == len([k for k in state if not k.startswith("fc.")])
+
+
+def test_resnet50_weights_path_loads_every_key_and_refuses_other_files(tmp_path) -> None:
+    state = _made_resnet50_state()
     path = tmp_path / "r50.pth"
-    torch.save(reference.state_dict(), path)
-    backbone = resnet50_backbone(weights_path=str(path))
-    assert torch.equal(backbone.layer4[0].conv1.weight, reference.layer4[0].conv1.weight)
+    torch.save(state, path)
+    _assert_backbone_holds(resnet50_backbone(weights_path=str(path)), state)
+
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(PretrainedWeightsError, match="not a torchvision ResNet-50"):
+    with pytest.raises(
+        PretrainedWeightsError, match=r"bad\.pth is not a torchvision ResNet-50 state dict: 318 missing keys"
+    ):
         resnet50_backbone(weights_path=str(tmp_path / "bad.pth"))
+    reshaped = dict(state, **{"layer1.0.conv1.weight": torch.zeros(1, 1, 1, 1)})
+    torch.save(reshaped, tmp_path / "reshaped.pth")
+    with pytest.raises(PretrainedWeightsError, match=r"1 of another shape \(e\.g\. \['layer1\.0\.conv1\.weight'\]"):
+        resnet50_backbone(weights_path=str(tmp_path / "reshaped.pth"))
+    (tmp_path / "text.pth").write_text("weights")
+    with pytest.raises(PretrainedWeightsError, match=r"text\.pth: not a PyTorch state dict"):
+        resnet50_backbone(weights_path=str(tmp_path / "text.pth"))
     with pytest.raises(PretrainedWeightsError, match="no such file"):
         resnet50_backbone(weights_path=str(tmp_path / "missing.pth"))
 
 
-def test_resnet50_pretrained_without_network_gives_clear_error(monkeypatch, tmp_path) -> None:
-    from torchvision.models import ResNet50_Weights
+def test_resnet50_pretrained_without_cached_weights_names_the_file_and_its_hash(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    expected = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    with pytest.raises(PretrainedWeightsError) as caught:
+        resnet50_backbone(pretrained=True)
+    message = str(caught.value)
+    assert f"expected the file {expected}" in message
+    assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in message
+    assert "sha256sum resnet50-0676ba61.pth" in message and "must start with 0676ba61" in message
 
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
 
-    monkeypatch.setattr(ResNet50_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline, raising=False)
-    with pytest.raises(PretrainedWeightsError, match="weights_path"):
+def test_resnet50_pretrained_reads_torchvisions_cache_after_checking_its_hash(monkeypatch, tmp_path) -> None:
+    import hashlib
+    import types
+
+    from internet_plus.models.backbones import resnet
+
+    state = _made_resnet50_state(seed=1)
+    made = tmp_path / "made.pth"
+    torch.save(state, made)
+    prefix = hashlib.sha256(made.read_bytes()).hexdigest()[:8]
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    made.rename(cache / f"resnet50-{prefix}.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(resnet, "IMAGENET_WEIGHTS", types.SimpleNamespace(url=f"https://x/resnet50-{prefix}.pth"))
+    _assert_backbone_holds(resnet50_backbone(pretrained=True, weights_path=None), state)
+
+    (cache / f"resnet50-{prefix}.pth").rename(cache / "resnet50-00000000.pth")
+    monkeypatch.setattr(resnet, "IMAGENET_WEIGHTS", types.SimpleNamespace(url="https://x/resnet50-00000000.pth"))
+    with pytest.raises(
+        PretrainedWeightsError, match=r"resnet50-00000000\.pth: SHA-256 .* does not start with 00000000"
+    ):
         resnet50_backbone(pretrained=True)
 
 

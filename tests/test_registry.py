@@ -13,6 +13,7 @@ import torch
 from conftest import CONF_DIR, TINY, compose_config
 from fakes.batch import training_batch
 from fakes.toy_backbone import ToyBackbone
+from omegaconf import OmegaConf
 
 from internet_plus.lit_module import HandPoseModule
 from internet_plus.models.backbones import build_backbone
@@ -175,3 +176,24 @@ def test_a_toy_backbone_from_a_yaml_file_alone_trains(tmp_path: Path, monkeypatc
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     optimizer.step()
     assert not torch.equal(model.backbone.patches.weight, before)
+
+
+def test_a_checkpoint_of_a_pretrained_resnet50_loads_without_the_imagenet_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from internet_plus.checkpoints import load_model
+
+    cfg = compose_config("train", [*TINY, "backbone=resnet50"], tmp_path)
+    hparams = OmegaConf.to_container(cfg.model, resolve=True)
+    hparams.pop("_target_"), hparams.pop("_recursive_"), hparams.pop("_convert_")
+    torch.manual_seed(0)
+    trained = HandPoseModule(**hparams)
+    hparams["backbone"] = {**hparams["backbone"], "pretrained": True, "weights_path": str(tmp_path / "gone.pth")}
+    path = tmp_path / "r50.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": hparams,
+                "pytorch-lightning_version": L.__version__}, path)  # fmt: skip
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))  # no ImageNet weights on this machine
+    loaded = load_model(path)
+    assert loaded.hparams["backbone"]["pretrained"] is False
+    for (name, a), b in zip(loaded.state_dict().items(), trained.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -412,6 +412,17 @@ def test_datamodule_loaders_and_batches(rhd_tree: tuple[Path, dict[int, dict]]) 
     other = _datamodule(root, seed=123)
     other.setup("fit")
     assert set(other.val_set.sample_ids) == val_ids
+    # monitor_eval_split: the evaluation split as a second validation loader, logged as monitor/*
+    monitored = _datamodule(root, monitor_eval_split=True)
+    monitored.setup("fit")
+    assert monitored.val_prefixes == ["val", "monitor"]
+    hold_out, evaluation_split = monitored.val_dataloader()
+    assert sum(len(b["index"]) for b in hold_out) == 3
+    assert [b["index"].tolist() for b in evaluation_split] == [[0, 1, 2]]
+    alone = _datamodule(root, monitor_eval_split=True, val_fraction=0.0)
+    alone.setup("fit")
+    assert alone.val_prefixes == ["monitor"] and len(alone.train_set) == 12
+    assert [b["index"].tolist() for b in alone.val_dataloader()] == [[0, 1, 2]]
 
 
 def test_eval_set_smaller_than_the_process_count_is_a_clear_error(rhd_tree: tuple[Path, dict[int, dict]]) -> None:

@@ -79,3 +79,26 @@ def test_multirun_with_ddp_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MultirunWithDDPError, match="one device per job"):
         check_launch_mode(_as_multirun(cfg))
     check_launch_mode(_as_multirun(compose_config("train", ["trainer=cpu"], tmp_path)))  # one device per job: fine
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["test_ckpt=middle"], r"test_ckpt='middle': expected one of best, last"),
+        (["data.val_fraction=0"], r"data\.val_fraction=0 leaves no validation split for .*monitor=val/epe_mm"),
+        (
+            ["data.val_fraction=0", "callbacks.model_checkpoint.monitor=null"],
+            r"test_ckpt=best with data\.val_fraction=0: there is no validation split",
+        ),
+        (["callbacks.model_checkpoint.monitor=monitor/epe_mm"], r"monitor/\* metrics score the evaluation split"),
+    ],
+)
+def test_checkpoint_selection_that_cannot_work_is_refused_before_training(
+    overrides: list[str], message: str, tmp_path: Path
+) -> None:
+    from internet_plus.tasks.common import ConfigValueError, check_config
+
+    with pytest.raises(ConfigValueError, match=message):
+        check_config(compose_config("train", overrides, tmp_path))
+    check_config(compose_config("train", ["experiment=paper_rhd"], tmp_path))  # the paper's protocol is consistent
+    check_config(compose_config("train", ["data.val_fraction=0", "train=false"], tmp_path))  # nothing to select

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, compose_config, tiny_train_overrides
+from conftest import ROOT, TINY, compose_config, tiny_train_overrides
 
 from internet_plus.models.backbones.registry import backbone_config, backbone_names
 from internet_plus.tasks import eval as eval_task
 from internet_plus.tasks import train as train_task
 
 METRIC_KEYS = {"test/epe_mm", "test/epe_median_mm", "test/pck_curve", "test/auc_20_50", "test/handedness_acc"}
+METRIC_KEYS |= {"test/pck_curve_hand3d", "test/auc_20_50_hand3d", "test/epe_median_mm_hand3d"}
 
 
 def _read_metrics(run_dir: Path) -> dict:
@@ -33,7 +34,7 @@ def test_fast_dev_run(synthetic_root: Path, tmp_path: Path) -> None:
     results = train_task.run(cfg)
     assert set(results) >= METRIC_KEYS
     metrics = _read_metrics(run_dir)
-    assert len(metrics["test/pck_curve"]) == 31
+    assert len(metrics["test/pck_curve"]) == 31 and len(metrics["test/pck_curve_hand3d"]) == 20
     assert all(k.startswith("test/") for k in metrics)
     # nothing that a later `resume=last` could pick up
     assert not list(run_dir.rglob("*.ckpt")) and not (run_dir / "checkpoints").exists()
@@ -201,6 +202,42 @@ def test_a_failing_sweep_job_is_reported_and_does_not_hide_the_others(synthetic_
     assert "multiple of 32" in failure["message"]
     assert set(_read_metrics(finished_dir)) >= METRIC_KEYS
     assert "1 of 2 jobs finished" in proc.stdout and "FAILED" in proc.stdout
+
+
+def test_internet_as_published_without_imagenet_weights_stops_before_any_data_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from internet_plus.models.backbones.resnet import PretrainedWeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty torchvision cache
+    data_root = tmp_path / "never_generated"
+    overrides = [*TINY, "experiment=paper_rhd", "backbone=resnet50", "dataset=synthetic", f"data.root={data_root}"]
+    cfg = compose_config("train", [*overrides, f"paths.log_dir={tmp_path / 'logs'}"], tmp_path / "run")
+    with pytest.raises(PretrainedWeightsError, match=r"expected the file .*resnet50-0676ba61\.pth"):
+        train_task.run(cfg)
+    assert not data_root.exists()
+
+
+def test_the_paper_protocol_scores_the_last_epoch_and_only_monitors_the_evaluation_split(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    """experiment=paper_rhd: the whole training split, the evaluation split scored every epoch as monitor/* (never
+    val/*), last.ckpt tested, and metrics.json says which checkpoint and how many epochs."""
+    run_dir = tmp_path / "run"
+    overrides = tiny_train_overrides(
+        synthetic_root, tmp_path, "experiment=paper_rhd", "trainer.max_epochs=2", "data.limit_train_samples=8",
+        "data.limit_eval_samples=8", "accel=off",
+    )  # fmt: skip
+    train_task.run(compose_config("train", overrides, run_dir))
+    metrics = _read_metrics(run_dir)
+    assert metrics["test/ckpt_epochs"] == 2 and metrics["test/ckpt_is_last"] == 1
+    history = [json.loads(line) for line in (run_dir / "val_history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert all("monitor/epe_mm" in h and not any(k.startswith("val/") for k in h) for h in history)
+    # the last epoch's monitoring scored the same weights on the same split as the test
+    assert history[-1]["monitor/epe_mm"] == pytest.approx(metrics["test/epe_mm"], rel=1e-5)
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert best["epoch"] == 1  # nothing to select by: best.ckpt follows the latest epoch
 
 
 @pytest.mark.slow

@@ -323,10 +323,12 @@ class SigtermCheckpoint(Callback):
 
 
 class ValidationHistory(Callback):
-    """Append each validation epoch's scalar ``val/*`` metrics to ``<dirpath>/<filename>`` (one JSON object a line).
+    """Append each validation epoch's scalar ``val/*`` and ``monitor/*`` metrics to ``<dirpath>/<filename>`` (one
+    JSON object a line): the convergence curves.
 
     Each line is ``{"epoch": e, "step": s, "val/epe_mm": ..., "val/auc_20_50": ..., ...}``: every scalar entry of
-    ``trainer.callback_metrics`` whose name starts with ``val/`` (NaN written as ``null``). The file is opened in
+    ``trainer.callback_metrics`` whose name starts with ``val/`` (the hold-out of the training split) or ``monitor/``
+    (the evaluation split, ``data.monitor_eval_split``) (NaN written as ``null``). The file is opened in
     append mode, so a run that is resumed into the same folder continues its history. Only global rank 0 writes,
     and the sanity-check validation before training is skipped.
 
@@ -352,7 +354,7 @@ class ValidationHistory(Callback):
             return
         record: dict[str, Any] = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step)}
         for name, value in sorted(trainer.callback_metrics.items()):
-            if not name.startswith("val/"):
+            if not name.startswith(("val/", "monitor/")):
                 continue
             scalar = _scalar(value)
             if scalar is not _NOT_SCALAR:

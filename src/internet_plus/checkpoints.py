@@ -166,6 +166,15 @@ def check_resumable(ckpt: Mapping[str, Any], path: str | Path, *, option: str = 
         )
 
 
+def _without_initial_weights(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyperparameter overrides that build the network without its *initial* weights (ImageNet's for
+    ``resnet50 pretrained: true``): the checkpoint's own weights replace them, so they need not be on this machine."""
+    backbone = hparams.get("backbone")
+    if isinstance(backbone, Mapping) and (backbone.get("pretrained") or backbone.get("weights_path")):
+        return {"backbone": {**backbone, "pretrained": False, "weights_path": None}}
+    return {}
+
+
 def load_model(path: str | Path, *, option: str = "ckpt_path") -> Any:
     """The :class:`~internet_plus.lit_module.HandPoseModule` of a checked checkpoint file, on the CPU.
 
@@ -177,8 +186,9 @@ def load_model(path: str | Path, *, option: str = "ckpt_path") -> Any:
     from internet_plus.lit_module import HandPoseModule
 
     path = Path(path).expanduser()
-    read_checkpoint(path, option=option)
+    ckpt = read_checkpoint(path, option=option)
+    overrides = _without_initial_weights(ckpt["hyper_parameters"])
     try:
-        return HandPoseModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        return HandPoseModule.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
     except (RuntimeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{option}: {path} does not fit the network its hyperparameters describe: {err}") from err

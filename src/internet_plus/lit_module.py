@@ -5,8 +5,9 @@
 * ``backbone`` — the feature extractor (ResNet-50 for InterNet, the Table 1 network for InterNet+),
 * ``posenet`` — InterNet's head (two 3-D heatmap branches, root-depth and hand-type MLPs),
 * a :class:`~internet_plus.models.codec.HeatmapCodec` (targets and decoding) and InterNet's three losses,
-* torchmetrics metrics for validation and test (``epe_mm``, ``epe_median_mm``, ``pck_curve``, ``auc_20_50``,
-  ``handedness_acc``) and a mean-training-pose baseline (``epe_mean_pose_mm``) that says whether a model learned;
+* torchmetrics metrics for validation and test (``epe_mm``, ``epe_median_mm``, ``pck_curve``, ``auc_20_50``, their
+  hand3d counterparts ``pck_curve_hand3d``, ``auc_20_50_hand3d``, ``epe_median_mm_hand3d``, and ``handedness_acc``)
+  and a mean-training-pose baseline (``epe_mean_pose_mm``) that says whether a model learned;
   when the test data module declares the ``"interhand"`` protocol (``HandPoseDataModule.protocol``), InterNet's
   InterHand2.6M metrics too (``mpjpe_single_mm``, ``mpjpe_interacting_mm``, ``mpjpe_all_mm``, ``mrrpe_mm``, with
   InterNet's MRRPE wrist placement), created in :meth:`HandPoseModule.setup` only then: their states are sums
@@ -42,7 +43,9 @@ from internet_plus.resolvers import BACKBONE_STRIDE, heatmap_size
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-SCALAR_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50")
+SCALAR_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50", "auc_20_50_hand3d", "epe_median_mm_hand3d")
+#: The list-valued ones (PCK curves), kept in the results (metrics.json) but not logged.
+CURVE_METRICS = ("pck_curve", "pck_curve_hand3d")
 
 #: The checkpoint key of the run's resolved ``data`` config node (plain values; see ``HandPoseModule.data_config``).
 log = logging.getLogger(__name__)
@@ -101,6 +104,8 @@ class HandPoseModule(L.LightningModule):
         self.register_buffer("_pose_count", torch.zeros(NUM_JOINTS, dtype=torch.float64), persistent=False)
         self.val_pose = PoseErrorMetrics()
         self.val_hand = HandednessAccuracy()
+        self.monitor_pose = PoseErrorMetrics()  # the evaluation split scored every epoch (data.monitor_eval_split)
+        self.monitor_hand = HandednessAccuracy()
         self.test_pose = PoseErrorMetrics()
         self.test_hand = HandednessAccuracy()
         self.test_mean_pose = PoseErrorMetrics()
@@ -197,8 +202,17 @@ class HandPoseModule(L.LightningModule):
         """Decoded predictions for a batch: joints in input pixels and camera millimetres, root depth, hand type."""
         return self.codec.decode(self(batch["image"]), batch)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
-        self._evaluate(batch, self.val_pose, self.val_hand, "val")
+    def _val_prefix(self, dataloader_idx: int) -> str:
+        """``val`` (the hold-out that selects ``best.ckpt``) or ``monitor`` (the evaluation split, logged only), as
+        the data module lists its validation loaders (``val_prefixes``)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        prefixes = getattr(datamodule, "val_prefixes", None) or ["val"]
+        return prefixes[dataloader_idx]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:  # noqa: D102
+        prefix = self._val_prefix(dataloader_idx)
+        pose, hand = (self.val_pose, self.val_hand) if prefix == "val" else (self.monitor_pose, self.monitor_hand)
+        self._evaluate(batch, pose, hand, prefix)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
         pred = self._evaluate(batch, self.test_pose, self.test_hand, "test")
@@ -228,14 +242,22 @@ class HandPoseModule(L.LightningModule):
     ) -> dict[str, torch.Tensor]:
         outputs = self(batch["image"])
         losses = self.criterion(outputs, batch)
-        self.log(f"{split}/loss", losses["loss"], sync_dist=True, batch_size=batch["image"].shape[0])
+        self.log(
+            f"{split}/loss",
+            losses["loss"],
+            sync_dist=True,
+            batch_size=batch["image"].shape[0],
+            add_dataloader_idx=False,
+        )
         pred = self.codec.decode(outputs, batch)
         pose.update(pred["joints_cam"], batch["joints_cam"], batch["joint_annotated"])
         hand.update(pred["hand_prob"], batch["hand_type"], batch["hand_type_valid"])
         return pred
 
     def on_validation_epoch_end(self) -> None:  # noqa: D102
-        self._log_epoch_metrics(self.val_pose, self.val_hand, "val")
+        for prefix in getattr(getattr(self._trainer, "datamodule", None), "val_prefixes", None) or ["val"]:
+            pose, hand = (self.val_pose, self.val_hand) if prefix == "val" else (self.monitor_pose, self.monitor_hand)
+            self._log_epoch_metrics(pose, hand, prefix)
 
     def on_test_epoch_end(self) -> None:  # noqa: D102
         results = self._log_epoch_metrics(self.test_pose, self.test_hand, "test")
@@ -276,7 +298,8 @@ class HandPoseModule(L.LightningModule):
             results[f"{split}/{name}"] = float(values[name])
         self.log(f"{split}/handedness_acc", hand_acc, sync_dist=True)
         results[f"{split}/handedness_acc"] = float(hand_acc)
-        results[f"{split}/pck_curve"] = [float(v) for v in values["pck_curve"]]
+        for name in CURVE_METRICS:
+            results[f"{split}/{name}"] = [float(v) for v in values[name]]
         return results
 
     # ------------------------------------------------------------------------------------------------ checkpoints

@@ -168,6 +168,8 @@ class HandPoseDataModule(L.LightningDataModule):
         input_size: side S of the square network input.
         augmentation: :class:`~internet_plus.data.transforms.AugmentationConfig` fields (InterNet's by default).
         val_fraction: share of the training split held out for validation (0 disables validation).
+        monitor_eval_split: also score the evaluation split after every training epoch, logged as ``monitor/*``
+            (the paper's convergence curves, Figure 7); never used to select a checkpoint (:attr:`val_prefixes`).
         seed: seeds the shuffling and the per-sample augmentation.
         limit_train_samples: use only this many training samples (quick runs).
         limit_eval_samples: use only this many validation and this many test samples (quick runs).
@@ -196,6 +198,7 @@ class HandPoseDataModule(L.LightningDataModule):
         input_size: int = 256,
         augmentation: Mapping[str, Any] | None = None,
         val_fraction: float = 0.05,
+        monitor_eval_split: bool = False,
         seed: int = 0,
         limit_train_samples: int | None = None,
         limit_eval_samples: int | None = None,
@@ -219,6 +222,7 @@ class HandPoseDataModule(L.LightningDataModule):
         if not 0.0 <= float(val_fraction) < 1.0:
             raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1)")
         self.val_fraction = float(val_fraction)
+        self.monitor_eval_split = bool(monitor_eval_split)
         self.seed = int(seed)
         self.limit_train_samples = limit_train_samples
         self.limit_eval_samples = limit_eval_samples
@@ -315,8 +319,11 @@ class HandPoseDataModule(L.LightningDataModule):
                 len(train_pos),
                 len(val_pos),
             )
-            if self.tests_after_fit:  # the test split is checked before the first training step, not after the fit
+            if self.tests_after_fit or self.monitor_eval_split:  # checked before the first step, not after the fit
                 self.test_positions()
+            if self.monitor_eval_split:
+                self.test_set = self._make_dataset("test", self.test_positions(), augment=False)
+                log.info("data: %d test samples, also scored after every epoch as monitor/*", len(self.test_set))
         if stage in (None, "test", "predict") and self.test_set is None:
             test_pos = self.test_positions()
             self.test_set = self._make_dataset("test", test_pos, augment=False)
@@ -373,12 +380,22 @@ class HandPoseDataModule(L.LightningDataModule):
             **self._loader_kwargs(),
         )
 
+    @property
+    def val_prefixes(self) -> list[str]:
+        """The metric prefix of each validation loader, in :meth:`val_dataloader`'s order: ``val`` for the hold-out
+        of the training split (``val_fraction``; what ``best.ckpt`` is chosen by) and ``monitor`` for the evaluation
+        split (``monitor_eval_split``; logged only)."""
+        return ["val"] * (self.val_set is not None) + ["monitor"] * self.monitor_eval_split
+
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        if self.val_set is None:
-            if self.train_set is None:
-                raise RuntimeError("the validation set is not built: call setup('fit') first")
-            return []  # val_fraction=0: no validation
-        return self._eval_loader(self.val_set, "validation")
+        """The hold-out's loader, the evaluation split's (``monitor_eval_split``), both (a list, in
+        :attr:`val_prefixes` order) or none (an empty list: no validation)."""
+        if self.train_set is None:
+            raise RuntimeError("the validation set is not built: call setup('fit') first")
+        loaders = [self._eval_loader(self.val_set, "validation")] if self.val_set is not None else []
+        if self.monitor_eval_split:
+            loaders.append(self._eval_loader(self._require(self.test_set, "test", "fit"), "test"))
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self._require(self.test_set, "test", "test"), "test")

@@ -30,6 +30,16 @@ _DATAMODULE_DATASETS = {  # data._target_ class name -> dataset choice, when hyd
 }
 UNKNOWN = "?"
 
+#: The ResNet-50 rows' recipes: InterNet as its authors trained it (the paper's baseline: ImageNet weights, Adam with
+#: step decay; ``optimizer=paper/resnet50``) and the controlled variant (from scratch with InterNet+'s AdamW + cosine
+#: recipe; ``optimizer=paper/resnet50_scratch``). Only the first is the paper's InterNet row.
+PUBLISHED = "InterNet as published"
+SCRATCH = "from scratch, InterNet+ recipe"
+#: Backbone fields that say how the weights start, not what the network is: part of the recipe, not of the variant.
+_INIT_FIELDS = ("pretrained", "weights_path")
+_OPTIMIZERS = {"Adam": "Adam", "AdamW": "AdamW"}
+_SCHEDULERS = {"MultiStepLR": "step", "CosineAnnealingWarmRestarts": "cosine"}
+
 
 @dataclass
 class RunRecord:
@@ -43,6 +53,13 @@ class RunRecord:
     metrics: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     problem: str | None = None  # why the run counts as failed/incomplete
+    recipe: str | None = None  # ResNet-50 only: PUBLISHED, SCRATCH or what else it was trained with
+
+    @property
+    def variant(self) -> str:
+        """The row a run belongs to: its backbone, with the recipe for ResNet-50, e.g.
+        ``resnet50 (InterNet as published)``."""
+        return f"{self.backbone} ({self.recipe})" if self.recipe else self.backbone
 
     @property
     def ok(self) -> bool:
@@ -52,7 +69,7 @@ class RunRecord:
     @property
     def label(self) -> str:
         """A short name for plots and listings."""
-        return f"{self.backbone} seed={self.seed}"
+        return f"{self.variant} seed={self.seed}"
 
 
 def number(value: Any) -> float | None:
@@ -111,6 +128,35 @@ def backbone_variant(node: dict[str, Any] | None) -> str | None:
     return variant
 
 
+def resnet50_recipe(config: dict[str, Any], optimizer_choice: str | None) -> str:
+    """How a ResNet-50 run was trained: :data:`PUBLISHED` (ImageNet weights, Adam, MultiStepLR), :data:`SCRATCH`
+    (random start, AdamW, cosine warm restarts), else a description such as ``ImageNet weights, AdamW cosine``.
+
+    Read from the run's ``model.backbone.pretrained`` and the classes of ``model.optimizer`` / ``model.scheduler``;
+    the Hydra optimizer choice (``paper/resnet50``, ``paper/resnet50_scratch``, ``paper_interhand/…``) decides when
+    those fields are missing (configs saved before they existed).
+    """
+    model = config.get("model") or {}
+    backbone = model.get("backbone") or {}
+    short = lambda node, names: names.get(str((node or {}).get("_target_", "")).rsplit(".", 1)[-1])  # noqa: E731
+    optimizer, scheduler = short(model.get("optimizer"), _OPTIMIZERS), short(model.get("scheduler"), _SCHEDULERS)
+    choice = str(optimizer_choice or "").rsplit("/", 1)[-1]
+    pretrained = backbone.get("pretrained")
+    if pretrained is None or optimizer is None:
+        if choice == "resnet50":
+            return PUBLISHED
+        if choice == "resnet50_scratch":
+            return SCRATCH
+    if optimizer is None:
+        return "recipe unknown"
+    if pretrained is True and (optimizer, scheduler) == ("Adam", "step"):
+        return PUBLISHED
+    if not pretrained and (optimizer, scheduler) == ("AdamW", "cosine"):
+        return SCRATCH
+    start = "ImageNet weights" if pretrained else "from scratch"
+    return f"{start}, {optimizer}{f' {scheduler}' if scheduler else ''}"
+
+
 def read_run(run_dir: str | Path) -> RunRecord:
     """Read one run directory (see the module docstring); never raises for a broken run, it records why."""
     run_dir = Path(run_dir)
@@ -131,8 +177,14 @@ def read_run(run_dir: str | Path) -> RunRecord:
             problems.append(f"unreadable .hydra/hydra.yaml ({err})")
     overrides = _overrides(run_dir)
 
-    fields = backbone_variant((config.get("model") or {}).get("backbone"))
+    node = (config.get("model") or {}).get("backbone")
+    found = nearest_variant(node)
+    if found is not None and found[0] == "resnet50":
+        node = {k: v for k, v in node.items() if k not in _INIT_FIELDS}
+    fields = backbone_variant(node)
     record.backbone = fields or str(choices.get("backbone") or overrides.get("backbone") or UNKNOWN)
+    if record.backbone == "resnet50":
+        record.recipe = resnet50_recipe(config, choices.get("optimizer") or overrides.get("optimizer"))
     target = str((config.get("data") or {}).get("_target_", "")).rsplit(".", 1)[-1]
     record.dataset = str(
         choices.get("dataset") or overrides.get("dataset") or _DATAMODULE_DATASETS.get(target) or UNKNOWN
@@ -184,7 +236,7 @@ def _missing_metrics_reason(run_dir: Path) -> str:
 def collect_runs(roots: Iterable[str | Path]) -> list[RunRecord]:
     """:func:`read_run` for every run directory under ``roots``, ordered by data set, backbone, seed and folder."""
     runs = [read_run(path) for path in find_run_dirs(roots)]
-    return sorted(runs, key=lambda r: (dataset_rank(r.dataset), r.backbone, _seed_key(r.seed), str(r.path)))
+    return sorted(runs, key=lambda r: (dataset_rank(r.dataset), r.variant, _seed_key(r.seed), str(r.path)))
 
 
 def _seed_key(seed: str) -> tuple[int, str]:

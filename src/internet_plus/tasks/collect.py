@@ -13,13 +13,19 @@ Written into ``--out`` (default: the first directory):
 
 * ``results.md``: the paper's Tables 2 (EPE on STB and RHD), 5 (MPJPE on InterHand2.6M), 6 (coordinate attention
   vs SE vs none) and 7 (with/without FcaNet) laid out as in the paper, one row per backbone variant with our mean ±
-  sample standard deviation over the runs (seeds), the paper's number beside it and the difference; then the AUC of
-  every variant (the paper's Figure 5 gives its AUCs only as a plot), a summary of all variants and data sets
-  (the synthetic data set included), every run, and the failed ones;
+  sample standard deviation over the runs (seeds), the paper's number beside it and the difference; then the AUC
+  and median EPE of every variant, each twice and labelled: the contract's pooled value and the hand-pose
+  literature's (hand3d: per keypoint, then averaged; the convention of published AUCs, so the one to compare with
+  them; the paper's Figure 5 gives its AUCs only as a plot), a summary of all variants and data sets (the synthetic
+  data set included), every run, and the failed ones;
 * ``results.csv``: the same table cells in long form (one line per table, row and column);
 * ``runs.csv``: one line per run directory, failed ones included;
-* ``pck_curves.png``: the 3-D PCK curves of all runs, one panel per data set (Figure 5);
-* ``convergence.png``: the validation EPE per epoch of all runs, one panel per data set (Figure 7).
+* ``pck_curves.png``: the 3-D PCK curves of all runs, one panel per data set (Figure 5), with both AUCs;
+* ``convergence.png``: the EPE per epoch of all runs, one panel per data set (Figure 7): the evaluation split's
+  ``monitor/epe_mm`` (paper recipes) when recorded, else ``val/epe_mm``.
+
+A ResNet-50 row names its recipe: InterNet as published (ImageNet weights, Adam step; the paper's InterNet numbers
+stand only beside it) or the controlled variant (from scratch, InterNet+'s AdamW + cosine).
 
 This module is the command; the reading is :mod:`internet_plus.results.runs`, the tables
 :mod:`internet_plus.results.tables` and the figures :mod:`internet_plus.results.plots`.

@@ -132,6 +132,38 @@ def check_config(cfg: DictConfig | Mapping[str, Any]) -> None:
                 f"{key}=0 trains nothing: the run would test an untrained model. Give a positive number, or run "
                 "eval.py to test a checkpoint (train=false tests the initial weights on purpose)"
             )
+    _check_checkpoint_selection(get)
+
+
+#: ``test_ckpt``: which checkpoint of the fit the test scores.
+TEST_CHECKPOINTS = ("best", "last")
+
+
+def _check_checkpoint_selection(get: Any) -> None:
+    """``test_ckpt`` is ``best`` or ``last``; ``best`` and the best-checkpoint monitor need the validation hold-out
+    (``data.val_fraction`` > 0): without it Lightning would stop at the first epoch's end (a ``monitor/*`` metric
+    is never used to select)."""
+    which = get("test_ckpt") if get("test_ckpt") is not None else "best"
+    if which not in TEST_CHECKPOINTS:
+        raise ConfigValueError(f"test_ckpt={which!r}: expected one of {', '.join(TEST_CHECKPOINTS)}")
+    monitor = get("callbacks.model_checkpoint.monitor") if get("callbacks.model_checkpoint") is not None else None
+    if monitor is not None and str(monitor).startswith("monitor/"):
+        raise ConfigValueError(
+            f"callbacks.model_checkpoint.monitor={monitor}: monitor/* metrics score the evaluation split and never "
+            "select a checkpoint; monitor a val/* metric (the hold-out of the training split) or null"
+        )
+    no_holdout = get("data.val_fraction") is not None and float(get("data.val_fraction")) == 0.0
+    if no_holdout and monitor is not None and str(monitor).startswith("val/"):
+        raise ConfigValueError(
+            f"data.val_fraction=0 leaves no validation split for callbacks.model_checkpoint.monitor={monitor}: set "
+            "callbacks.model_checkpoint.monitor=null (best.ckpt is then the latest epoch) and test_ckpt=last, as the "
+            "paper recipes do, or hold out a validation split with data.val_fraction > 0"
+        )
+    if no_holdout and which == "best" and get("test") is not False:
+        raise ConfigValueError(
+            "test_ckpt=best with data.val_fraction=0: there is no validation split to choose the best checkpoint "
+            "by. Use test_ckpt=last (the paper's rule: the result at the end of the schedule) or data.val_fraction > 0"
+        )
 
 
 #: After SIGTERM, how long training may take to stop on its own (finish the step, save ``last.ckpt``) before the

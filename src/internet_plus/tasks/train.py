@@ -19,13 +19,21 @@ import hydra
 import pytorch_lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from internet_plus.accel import Accel
-from internet_plus.callbacks import AtomicCheckpointIO, CarryBestCheckpoint, FiniteCheckpoints, SigtermCheckpoint
+from internet_plus.callbacks import (
+    AtomicCheckpointIO,
+    CarryBestCheckpoint,
+    FiniteCheckpoints,
+    LastCheckpoint,
+    SigtermCheckpoint,
+)
+from internet_plus.models.backbones.resnet import PretrainedWeightsError
 from internet_plus.tasks.common import (
     check_accelerator,
     check_config,
@@ -106,13 +114,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
 
+    choice = HydraConfig.get().runtime.choices.get("backbone") if HydraConfig.initialized() else "?"
+    log.info("model: backbone %s (%s)", choice, cfg.model.backbone._target_)
+    model = build_model(cfg.model)  # first: missing initial weights stop the run here, before any data work
+    model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # saved with every checkpoint
     log.info("data: %s", cfg.data._target_)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.tests_after_fit = bool(cfg.get("test", True))  # check the test split at fit setup only if it is used
-    choice = HydraConfig.get().runtime.choices.get("backbone") if HydraConfig.initialized() else "?"
-    log.info("model: backbone %s (%s)", choice, cfg.model.backbone._target_)
-    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
-    model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # saved with every checkpoint
 
     if cfg.get("summary"):
         from internet_plus.models.summary import model_summary
@@ -145,10 +153,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         results: dict[str, Any] = validation_results(trainer)  # for a sweeper's optimized_metric, not metrics.json
         if cfg.get("test", True):
-            ckpt = _best_checkpoint(trainer)
-            log.info("testing %s", ckpt or "the current weights")
+            which = cfg.get("test_ckpt", "best")
+            ckpt = checkpoint_to_test(trainer, which)
+            log.info("testing the %s checkpoint, %s", which, ckpt or "the current weights")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
             test_results = dict(model.test_results)
+            if ckpt is not None:
+                test_results.update(scored_checkpoint(ckpt, which))
             results.update(test_results)
             if trainer.is_global_zero:
                 path = write_metrics_json(test_results, output_dir)
@@ -195,7 +206,31 @@ def validation_results(trainer: L.Trainer) -> dict[str, float]:
     return results
 
 
-def _best_checkpoint(trainer: L.Trainer) -> str | None:
+def build_model(node: DictConfig) -> L.LightningModule:
+    """The LightningModule of ``cfg.model``; missing or wrong initial weights (``PretrainedWeightsError``) are raised
+    as themselves, not inside Hydra's ``InstantiationException``, so that the message says what to do at once."""
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, PretrainedWeightsError):
+            raise err.__cause__ from None
+        raise
+
+
+def checkpoint_to_test(trainer: L.Trainer, which: str) -> str | None:
+    """The file ``test_ckpt`` names after a fit: ``best``, the best-checkpoint callback's file (``best.ckpt``; the
+    first checkpoint callback that saved one); ``last``, ``last.ckpt``, the weights at the end of the schedule, as
+    the paper reports them (§5.2). ``None`` when the fit saved nothing (``train=false``): the current weights."""
+    if which == "last":
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, LastCheckpoint) and cb.last_model_path:
+                return cb.last_model_path
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, LastCheckpoint) and cb.best_model_path:
+                return cb.best_model_path
+        if any(isinstance(cb, ModelCheckpoint) and cb.best_model_path for cb in trainer.checkpoint_callbacks):
+            raise RuntimeError("test_ckpt=last, but callbacks.last_checkpoint is null: no last.ckpt was written")
+        return None
     for cb in trainer.checkpoint_callbacks:
         if isinstance(cb, ModelCheckpoint):
             if cb.best_model_path:
@@ -203,6 +238,14 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
             if cb.last_model_path:
                 return cb.last_model_path
     return None
+
+
+def scored_checkpoint(path: str, which: str) -> dict[str, float]:
+    """What ``metrics.json`` records of the tested checkpoint: ``test/ckpt_epochs``, the number of training epochs
+    its weights saw (the paper's "taken from 189 epochs"; a checkpoint saved at the end of epoch ``e``, counted from
+    0 as Lightning does, holds ``e + 1``), and ``test/ckpt_is_last``: 1 for ``test_ckpt=last``, 0 for ``best``."""
+    epochs = int(torch.load(path, map_location="cpu", mmap=True, weights_only=True)["epoch"]) + 1
+    return {"test/ckpt_epochs": float(epochs), "test/ckpt_is_last": float(which == "last")}
 
 
 def _parameter_counts(model: L.LightningModule) -> dict[str, int]:
