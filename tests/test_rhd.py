@@ -747,6 +747,8 @@ def _spoil_evaluation(root: Path, case: str) -> int:
         anno[sample_id]["K"] = np.zeros((3, 3), dtype=np.float32)
     elif case == "xyz*1e6":
         anno[sample_id]["xyz"] = anno[sample_id]["xyz"] * 1e6
+    elif case == "uv=1e7":
+        anno[sample_id]["uv_vis"][:, :2] = 1e7
     else:  # every keypoint invisible: nothing to score with eval_visible_only
         anno[sample_id]["uv_vis"][:, 2] = 0
     path.write_bytes(pickle.dumps(anno, protocol=2))
@@ -755,7 +757,12 @@ def _spoil_evaluation(root: Path, case: str) -> int:
 
 @pytest.mark.parametrize(
     ("case", "problem"),
-    [("K=0", "implausible intrinsics"), ("xyz*1e6", "outside 0 < z < 5 m"), ("no joint", "no joint is annotated")],
+    [
+        ("K=0", "implausible intrinsics"),
+        ("xyz*1e6", "outside 0 < z < 5 m"),
+        ("uv=1e7", r"2-D keypoints outside the 320×320 image"),
+        ("no joint", "no joint is annotated"),
+    ],
 )
 def test_bad_evaluation_sample_stops_setup_or_is_skipped(tmp_path: Path, case: str, problem: str) -> None:
     root = tmp_path / "RHD_published_v2"
@@ -776,6 +783,42 @@ def test_bad_evaluation_sample_stops_setup_or_is_skipped(tmp_path: Path, case: s
     assert _datamodule(root, limit_eval_samples=1, **visible).test_positions().tolist() == [0]  # not scored: no stop
 
 
+def test_a_skipped_evaluation_sample_is_counted_in_metrics_json(tmp_path: Path) -> None:
+    """data.on_bad_sample=skip through train.py: the run scores the other samples and metrics.json says how many
+    were left out."""
+    from conftest import TINY
+
+    from internet_plus.tasks import train as train_task
+
+    root = tmp_path / "RHD_published_v2"
+    _build_rhd_tree(root, num_train=4)
+    _spoil_evaluation(root, "K=0")
+    run_dir = tmp_path / "run"
+    overrides = [*TINY, "dataset=rhd", f"data.root={root}", "data.on_bad_sample=skip", "debug=fdr"]
+    cfg = compose_config("train", [*overrides, f"paths.log_dir={tmp_path / 'logs'}"], run_dir)
+    train_task.run(cfg)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test/skipped_samples"] == 1.0 and metrics["test/epe_mm"] > 0
+
+
+def test_a_training_sample_that_cannot_be_cropped_is_named(tmp_path: Path) -> None:
+    """Keypoints at 1e7 px in a *training* annotation (not checked at setup: training samples are many and are not
+    scored) stop the first epoch with the image file named, not a bare crop error."""
+    root = tmp_path / "RHD_published_v2"
+    _build_rhd_tree(root, num_train=4)
+    path = root / "training" / "anno_training.pickle"
+    anno = pickle.loads(path.read_bytes())
+    sample_id = sorted(anno)[0]
+    anno[sample_id]["uv_vis"][:, :2] = 1e7
+    path.write_bytes(pickle.dumps(anno, protocol=2))
+    dm = _datamodule(root, val_fraction=0.0)
+    dm.setup("fit")
+    with pytest.raises(
+        ValueError, match=rf"training/color/{sample_id:05d}\.png \(sample \d+ of this split\): cannot crop"
+    ):
+        list(dm.train_dataloader())
+
+
 def test_every_split_is_checked_at_setup(tmp_path: Path) -> None:
     root = tmp_path / "RHD_published_v2"
     _build_rhd_tree(root, num_train=4)
@@ -788,3 +831,19 @@ def test_every_split_is_checked_at_setup(tmp_path: Path) -> None:
     assert dm.train_set is not None and dm.test_set is None
     with pytest.raises(ValueError, match="on_bad_sample"):
         _datamodule(root, on_bad_sample="ignore")
+
+
+def test_an_empty_training_annotation_file_is_named(rhd_tree: tuple[Path, dict[int, dict]], tmp_path: Path) -> None:
+    """An ``anno_training.pickle`` that lists no sample: the error names that file, not data.val_fraction."""
+    from fakes.rhd import write_rhd_split
+
+    from internet_plus.data.errors import DatasetLayoutError
+
+    root = tmp_path / "RHD_published_v2"
+    shutil.copytree(rhd_tree[0] / "evaluation", root / "evaluation")
+    write_rhd_split(root, "training", {}, {}, {})
+    with pytest.raises(DatasetLayoutError) as err:
+        _datamodule(root).setup("fit")
+    message = str(err.value)
+    assert message.startswith(f"{root / 'training' / 'anno_training.pickle'}: expected a non-empty dict")
+    assert "val_fraction" not in message

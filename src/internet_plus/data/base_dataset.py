@@ -135,4 +135,7 @@ class HandPoseDataset(BadImagePolicy, Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index, image = self._read_image(index)
-        return self._sample(index, image, epoch)
+        try:
+            return self._sample(index, image, epoch)
+        except ValueError as err:  # an annotation that cannot make a crop (e.g. keypoints at 1e7 px): name the sample
+            raise ValueError(f"{self._image_path(index)} (sample {index} of this split): {err}") from err

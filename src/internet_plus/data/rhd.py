@@ -564,7 +564,7 @@ class RHDDataModule(HandPoseDataModule):
         return len(self.records(split))
 
     def _split_label(self, split: str) -> str:
-        return f"RHD {self.SPLITS[split]} ({self.root})"
+        return f"RHD {self.SPLITS[split]} ({_split_paths(Path(self.root), self.SPLITS[split])[0]})"
 
     def rootnet(self) -> RootNetSamples | None:
         """RootNet's entries of every evaluation sample (in record order), read and checked once; ``None`` without
@@ -594,7 +594,9 @@ class RHDDataModule(HandPoseDataModule):
         for pos, record in enumerate(self.records(split)):
             block = hand_slice(record.hand)
             annotated = record.vis[block] if self.eval_visible_only else 1.0
-            problems = annotation_problems(record.xyz[block], annotated, record.K)
+            problems = annotation_problems(
+                record.xyz[block], annotated, record.K, uv=record.uv[block], image_size=(rhd_format.IMAGE_SIZE,) * 2
+            )
             if rootnet is not None and not box_centre_inside(rootnet.bbox[pos], bbox_from_joints(record.uv[block]))[0]:
                 problems.append(
                     f"RootNet box {np.round(rootnet.bbox[pos], 1).tolist()} (annot_id {record.sample_id} in "

@@ -49,9 +49,17 @@ def check_bad_sample_policy(policy: str) -> str:
     return policy
 
 
-def annotation_problems(xyz_mm: np.ndarray, annotated: np.ndarray | float, K: np.ndarray) -> list[str]:
+def annotation_problems(
+    xyz_mm: np.ndarray,
+    annotated: np.ndarray | float,
+    K: np.ndarray,
+    uv: np.ndarray | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> list[str]:
     """What makes one sample unscorable: J×3 camera-frame joints (mm), their J annotation flags (or one flag for
-    all) and the 3×3 intrinsics. Empty when the sample is fine."""
+    all) and the 3×3 intrinsics; with ``uv`` (J×2 pixels, what the crop box is made from) and ``image_size``
+    ``(W, H)``, also keypoints that are not finite or whose box misses the image (it could not be cropped). Empty
+    when the sample is fine."""
     xyz = np.asarray(xyz_mm, dtype=np.float64).reshape(-1, 3)
     scored = np.broadcast_to(np.asarray(annotated, dtype=np.float64), (len(xyz),)) > 0
     K = np.asarray(K, dtype=np.float64)
@@ -69,6 +77,21 @@ def annotation_problems(xyz_mm: np.ndarray, annotated: np.ndarray | float, K: np
             f"{int(bad.sum())} scored joint(s) not finite or outside {VERIFY_DEPTH_RANGE_M[0]:g} < z < "
             f"{VERIFY_DEPTH_RANGE_M[1]:g} m (first: xyz {np.round(first, 1).tolist()} mm)"
         )
+    if uv is not None and image_size is not None:
+        points = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        width, height = image_size
+        if not np.isfinite(points).all():
+            problems.append("2-D keypoints not finite (the crop box is made from them)")
+        elif (
+            (points[:, 0].max() < 0)
+            or (points[:, 1].max() < 0)
+            or (points[:, 0].min() >= width)
+            or (points[:, 1].min() >= height)
+        ):
+            problems.append(
+                f"2-D keypoints outside the {width}×{height} image (first: uv {np.round(points[0], 1).tolist()}): "
+                "no crop can be made from them"
+            )
     return problems
 
 

@@ -679,7 +679,7 @@ class STBDataModule(HandPoseDataModule):
         return len(self.records(split))
 
     def _split_label(self, split: str) -> str:
-        return f"STB {split} ({self.camera} view, {self.root})"
+        return f"STB {split} ({self.camera} view, the label files in {Path(self.root) / 'labels'})"
 
     def rootnet(self) -> RootNetSamples | None:
         """RootNet's entries of every test frame (in record order), read and checked once; ``None`` without
@@ -704,7 +704,7 @@ class STBDataModule(HandPoseDataModule):
         rootnet = self.rootnet() if split == "test" else None
         bad = {}
         for pos, record in enumerate(self.records(split)):
-            problems = annotation_problems(record.xyz, 1.0, record.K)
+            problems = annotation_problems(record.xyz, 1.0, record.K, uv=record.uv, image_size=IMAGE_SIZE)
             if rootnet is not None and not box_centre_inside(rootnet.bbox[pos], bbox_from_joints(record.uv))[0]:
                 problems.append(
                     f"RootNet box {np.round(rootnet.bbox[pos], 1).tolist()} (annot_id {pos} in {rootnet.path}) does "
