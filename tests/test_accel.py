@@ -204,7 +204,8 @@ def test_internet_plus_backbone_builds_plain_depthwise_convolutions() -> None:
 
 # ------------------------------------------------------------------------------------------ the allocator
 #: Run a 1×1 convolution with a 32 MiB output 4 times (as inference does with PoseNet's volumes), then count the page
-#: faults of the 5th pass.
+#: faults of each of 5 more passes and print the fewest: on a busy machine (the suite's parallel workers) a pass now
+#: and then maps its pages anew even with the memory kept, but never all five; without it every pass does.
 PROBE = """
 import resource, sys, torch
 if sys.argv[1] == "keep":
@@ -212,12 +213,15 @@ if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # applied, and idempotent
 torch.manual_seed(0)
 conv, x = torch.nn.Conv2d(64, 256, 1), torch.randn(8, 64, 64, 64)
+faults = []
 with torch.inference_mode():
     for _ in range(4):
         conv(x)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    y = conv(x)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, float(y.double().sum()))
+    for _ in range(5):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        y = conv(x)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    print(min(faults), float(y.double().sum()))
 """
 
 
