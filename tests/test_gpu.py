@@ -97,3 +97,18 @@ def test_inference_copy_matches_eager_on_cuda(backbone: str) -> None:
     for key in ("heatmaps", "root_bins", "hand_logits"):
         err = float((out[key].double() - ref[key].double()).norm() / ref[key].double().norm())
         assert err < 1e-2, (key, err)  # eager float32 convolutions run in TF32 on cuDNN (PyTorch's default)
+
+
+def test_device_warp_on_cuda_equals_the_cpu_warp() -> None:
+    """data.warp_on=device: the batched warp gives the same crops on the GPU as on the CPU (float32 both)."""
+    from internet_plus.data.device_warp import warp_batch
+    from internet_plus.data.transforms import AugParams, crop_affine
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 480, 640), dtype=torch.uint8, generator=generator)
+    params = [AugParams(shift=(0.1, -0.05), scale=1.1, rotation=30.0 * k, flip=k % 2 == 1) for k in range(4)]
+    trans = torch.stack([torch.as_tensor(crop_affine([200, 100, 220, 220], p, 256, 640)[0]) for p in params]).float()
+    colors = torch.tensor([[1.0, 1.1, 0.9]] * 4)
+    on_cpu = warp_batch(images, trans, colors, 256)
+    on_gpu = warp_batch(images.cuda(), trans.cuda(), colors.cuda(), 256).cpu()
+    assert (on_gpu - on_cpu).abs().max() <= 1e-4

@@ -87,6 +87,9 @@ def test_preview_writes_a_reproducible_grid(tmp_path: Path, capsys: pytest.Captu
     assert other.read_bytes() != first.read_bytes()
     evaluation = _run(tmp_path, tmp_path / "d.png", "split=test")
     assert cv2.imread(str(evaluation)).shape == image.shape
+    # data.warp_on=device: the same grid up to the warp's float rounding (the crop is made after the sample)
+    device = cv2.imread(str(_run(tmp_path, tmp_path / "e.png", "data.warp_on=device"))).astype(int)
+    assert np.abs(device - image.astype(int)).max() <= 1
 
 
 @pytest.mark.slow

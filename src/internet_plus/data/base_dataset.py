@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from internet_plus.data.bad_images import BadImagePolicy
+from internet_plus.data.device_warp import check_warp_on
 from internet_plus.data.images import read_rgb
 from internet_plus.data.rootnet import RootNetSamples
 from internet_plus.data.transforms import AugmentationConfig, AugParams, sample_augmentation
@@ -51,6 +52,7 @@ class HandPoseDataset(BadImagePolicy, Dataset):
     augment: bool
     augmentation: AugmentationConfig
     seed: int
+    warp_on: str = "worker"
     _epoch: int
     rootnet: RootNetSamples | None = None
 
@@ -61,14 +63,17 @@ class HandPoseDataset(BadImagePolicy, Dataset):
         augment: bool,
         augmentation: AugmentationConfig | Mapping[str, Any] | None,
         seed: int,
+        warp_on: str = "worker",
     ) -> None:
-        """The input size and the augmentation settings; the epoch starts at 0."""
+        """The input size, the augmentation settings and where the warp runs (``warp_on``,
+        :mod:`internet_plus.data.device_warp`); the epoch starts at 0."""
         self.input_size = int(input_size)
         self.augment = bool(augment)
         self.augmentation = (
             augmentation if isinstance(augmentation, AugmentationConfig) else AugmentationConfig.from_dict(augmentation)
         )
         self.seed = int(seed)
+        self.warp_on = check_warp_on(warp_on)
         self._epoch = 0
 
     def _init_rootnet(self, rootnet: RootNetSamples | None) -> None:

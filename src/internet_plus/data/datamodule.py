@@ -17,7 +17,10 @@ Every constructor argument is a plain value (they come from the ``dataset`` conf
 - evaluation loaders neither shuffle nor pad: under DDP every sample is seen by exactly one process, once;
 - the evaluation split is checked at setup, in the fit stage too (before the first training step): it must exist and
   hold samples, and every evaluation sample must be scorable (``data.on_bad_sample``,
-  :mod:`internet_plus.data.sample_checks`).
+  :mod:`internet_plus.data.sample_checks`);
+- ``warp_on="device"`` moves the crop warp and colour augmentation from the loader workers to the batch's device
+  (:mod:`internet_plus.data.device_warp`): the loaders collate the original images (zero-padded to the batch's
+  largest size) and :meth:`HandPoseDataModule.on_after_batch_transfer` warps them after the transfer.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from internet_plus.data.bad_images import BadImagePolicy, check_bad_image_policy
+from internet_plus.data.device_warp import check_warp_on, collate_device_samples, warp_device_batch
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.sample_checks import apply_bad_sample_policy, check_bad_sample_policy
 from internet_plus.data.transforms import AugmentationConfig
@@ -179,6 +183,9 @@ class HandPoseDataModule(L.LightningDataModule):
         on_bad_sample: an evaluation sample that cannot be scored (:mod:`internet_plus.data.sample_checks`), found at
             setup: ``"raise"`` stops before training, naming the file and the sample; ``"skip"`` leaves it out, logs
             the count and reports it as ``test/skipped_samples`` (:attr:`skipped_test_samples`).
+        warp_on: where the crop warp and colour augmentation run: ``"worker"`` (OpenCV in the loader workers) or
+            ``"device"`` (batched on the batch's device after the transfer, :mod:`internet_plus.data.device_warp`;
+            the same crops within a fraction of a grey level, the same targets).
 
     Subclasses implement :meth:`_split_size`, :meth:`_make_dataset` and :meth:`_bad_samples`, and name their
     evaluation protocol in :attr:`protocol`.
@@ -204,8 +211,10 @@ class HandPoseDataModule(L.LightningDataModule):
         limit_eval_samples: int | None = None,
         on_bad_image: str = "raise",
         on_bad_sample: str = "raise",
+        warp_on: str = "worker",
     ) -> None:
         super().__init__()
+        self.warp_on = check_warp_on(warp_on)
         self.on_bad_image = check_bad_image_policy(on_bad_image)
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
         if int(batch_size) < 1:
@@ -338,6 +347,7 @@ class HandPoseDataModule(L.LightningDataModule):
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
             "prefetch_factor": PREFETCH_FACTOR if self.num_workers > 0 else None,
             "worker_init_fn": _worker_init if self.num_workers > 0 else None,
+            "collate_fn": collate_device_samples if self.warp_on == "device" else None,
         }
 
     def _require(self, dataset: Dataset | None, name: str, stage: str) -> Dataset:
@@ -402,6 +412,12 @@ class HandPoseDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``warp_on="device"``: the batch's original images warped and colour-augmented on its device
+        (:func:`~internet_plus.data.device_warp.warp_device_batch`), so the model sees the worker path's ``image``.
+        Lightning calls this after moving every training, validation, test and predict batch."""
+        return warp_device_batch(batch, self.input_size) if self.warp_on == "device" else batch
 
     def teardown(self, stage: str) -> None:
         """With ``on_bad_image="skip"``: warn how many unreadable images each split replaced (their names were

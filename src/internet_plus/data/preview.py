@@ -28,6 +28,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from internet_plus.data.datamodule import HandPoseDataModule
+from internet_plus.data.device_warp import warp_device_batch
 from internet_plus.visualize import draw_skeleton, make_grid, to_uint8_image
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ def render_preview(
     tiles = []
     for index in chosen:
         sample = dataset[(int(epoch), int(index))]
+        if "image" not in sample:  # data.warp_on=device: the crop is made here, as on the device after transfer
+            batch = warp_device_batch({k: v[None] for k, v in sample.items()}, datamodule.input_size)
+            sample = {k: v[0] for k, v in batch.items()}
         tiles.append(draw_skeleton(to_uint8_image(sample["image"]), sample["joints_img"], sample["joint_valid"]))
     return make_grid(tiles, cols=int(cols))
 

@@ -448,6 +448,7 @@ class RHDDataset(HandPoseDataset):
         rootnet: RootNet's entries of the kept samples, in their order (``RootNetOutput.select(sample_ids)``): each
             sample's crop box (as is) and absolute root depth come from them (InterNet's 'rootnet' mode, §5.2).
             ``None``: the ground-truth box and depth.
+        warp_on: ``"worker"`` or ``"device"`` (:mod:`internet_plus.data.device_warp`).
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch (what
     the data module's training sampler passes, so that persistent workers follow the epoch).
@@ -467,12 +468,15 @@ class RHDDataset(HandPoseDataset):
         cache_dir: str | PathLike[str] | None = None,
         on_bad_image: str = "raise",
         rootnet: RootNetSamples | None = None,
+        warp_on: str = "worker",
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="RHD", where=f"RHD {split}")
         self.root = Path(root).expanduser()
         self.split = split
-        self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
+        self._init_sampling(
+            input_size=input_size, augment=augment, augmentation=augmentation, seed=seed, warp_on=warp_on
+        )
         self.eval_visible_only = bool(eval_visible_only)
         all_records = list(records) if records is not None else read_rhd_split(self.root, split, cache_dir=cache_dir)
         self.records: list[RHDRecord] = self._select_records(all_records, indices, f"samples of RHD {split}")
@@ -504,6 +508,7 @@ class RHDDataset(HandPoseDataset):
             index,
             bbox_xywh=None if rootnet is None else rootnet[0],
             abs_root_depth=None if rootnet is None else float(rootnet[1][0]),
+            warp_on=self.warp_on,
         )
 
     def __repr__(self) -> str:
@@ -620,6 +625,7 @@ class RHDDataModule(HandPoseDataModule):
             records=self.records(split),
             on_bad_image=self.on_bad_image,
             rootnet=self._split_rootnet(split, positions),
+            warp_on=self.warp_on,
         )
 
     def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:

@@ -533,6 +533,7 @@ class STBDataset(HandPoseDataset):
             :class:`~internet_plus.data.bad_images.BadImagePolicy`).
         rootnet: RootNet's entries of the kept frames, in their order: each frame's crop box (as is) and absolute
             root depth come from them (InterNet's 'rootnet' mode, §5.2). ``None``: the ground-truth box and depth.
+        warp_on: ``"worker"`` or ``"device"`` (:mod:`internet_plus.data.device_warp`).
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch.
     """
@@ -553,13 +554,16 @@ class STBDataset(HandPoseDataset):
         records: Sequence[STBRecord] | None = None,
         on_bad_image: str = "raise",
         rootnet: RootNetSamples | None = None,
+        warp_on: str = "worker",
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="STB", where=f"STB {split}")
         self.root = Path(root).expanduser()
         self.split = split
         self.camera = _camera(camera).name
-        self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
+        self._init_sampling(
+            input_size=input_size, augment=augment, augmentation=augmentation, seed=seed, warp_on=warp_on
+        )
         if records is None:
             records = read_stb_split(
                 self.root,
@@ -598,6 +602,7 @@ class STBDataset(HandPoseDataset):
             index,
             bbox_xywh=None if rootnet is None else rootnet[0],
             abs_root_depth=None if rootnet is None else float(rootnet[1][0]),
+            warp_on=self.warp_on,
         )
 
     def __repr__(self) -> str:
@@ -728,6 +733,7 @@ class STBDataModule(HandPoseDataModule):
             records=self.records(split),
             on_bad_image=self.on_bad_image,
             rootnet=self._split_rootnet(split, positions),
+            warp_on=self.warp_on,
         )
 
     def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from internet_plus.data.device_warp import check_warp_on, device_fields
 from internet_plus.joints import FLIP_PERMUTATION, NUM_JOINTS, hand_slice
 
 # OpenCV's thread pool does not survive fork(): DataLoader workers forked after the parent used a multi-threaded
@@ -362,6 +363,7 @@ def build_sample(
     params: AugParams,
     input_size: int,
     index: int,
+    warp_on: str = "worker",
 ) -> dict[str, torch.Tensor]:
     """InterNet's ``augmentation`` + target assembly (§6.1, §6.2) as the sample dict of ``docs/architecture.md``.
 
@@ -380,6 +382,9 @@ def build_sample(
         params: this sample's augmentation (:meth:`AugParams.identity` for evaluation).
         input_size: S, the side of the square network input.
         index: the sample's position in its data set.
+        warp_on: ``"worker"``: the sample holds the warped, colour-augmented ``image``; ``"device"``: instead the
+            original ``uint8`` image, ``trans`` and the colour factors, warped later on the batch's device
+            (:mod:`internet_plus.data.device_warp`); every other key is the same.
 
     For a flipped sample every output describes the mirrored image (blocks, validity, hand type and absolute depths
     swapped; ``joints_cam.x`` negated; ``princpt.x`` mirrored). ``joint_valid`` is ``joint_annotated`` times
@@ -388,9 +393,13 @@ def build_sample(
     """
     width = image.shape[1]
     trans, inv_trans = crop_affine(bbox_xywh, params, input_size, width)
-    crop = warp_image(np.asarray(image, dtype=np.float32), trans, input_size)
-    crop = apply_color(crop, params.color, 255.0) if params.color != (1.0, 1.0, 1.0) else crop
-    crop *= np.float32(1.0 / 255.0)  # in place: ``crop`` is this function's own array (warp or colour output)
+    if check_warp_on(warp_on) == "device":
+        pixels = device_fields(image, trans, params.color)
+    else:
+        crop = warp_image(np.asarray(image, dtype=np.float32), trans, input_size)
+        crop = apply_color(crop, params.color, 255.0) if params.color != (1.0, 1.0, 1.0) else crop
+        crop *= np.float32(1.0 / 255.0)  # in place: ``crop`` is this function's own array (warp or colour output)
+        pixels = {"image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32))}
 
     cam = np.array(joints_cam, dtype=np.float64, copy=True).reshape(NUM_JOINTS, 3)
     annotated = np.array(joint_annotated, dtype=np.float64, copy=True).reshape(NUM_JOINTS)
@@ -425,7 +434,7 @@ def build_sample(
         return torch.as_tensor(np.asarray(value, dtype=np.float32))
 
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)),
+        **pixels,
         "joints_img": f32(joints_img),
         "joints_cam": f32(cam),
         "joint_valid": f32(joint_valid),
@@ -454,6 +463,7 @@ def build_single_hand_sample(
     index: int,
     bbox_xywh: np.ndarray | None = None,
     abs_root_depth: float | None = None,
+    warp_on: str = "worker",
 ) -> dict[str, torch.Tensor]:
     """:func:`build_sample` for a one-hand data set (RHD's scored hand, STB): the protocol of §6.3 and §6.4.
 
@@ -472,6 +482,7 @@ def build_single_hand_sample(
         params, input_size, index: as :func:`build_sample`.
         bbox_xywh: the crop box, instead of the processed ground-truth one (no ``process_bbox``).
         abs_root_depth: the absolute root depth in mm, instead of the ground-truth wrist depth.
+        warp_on: as :func:`build_sample`.
     """
     block = hand_slice(hand)
     joints_cam = np.zeros((NUM_JOINTS, 3), dtype=np.float64)
@@ -498,4 +509,5 @@ def build_single_hand_sample(
         params=params,
         input_size=input_size,
         index=index,
+        warp_on=warp_on,
     )

@@ -275,4 +275,5 @@ class InterHandDataModule(HandPoseDataModule):
             seed=self.seed,
             on_bad_image=self.on_bad_image,
             rootnet=self.rootnet().subset(positions) if split == "test" and self.rootnet_output is not None else None,
+            warp_on=self.warp_on,
         )

@@ -58,6 +58,7 @@ class InterHandDataset(HandPoseDataset):
         rootnet: RootNet's entries of the rows, in their order (``RootNetOutput.select(annot_ids)``): each sample's
             crop box (as is) and absolute root depths [right, left] come from them (InterNet's 'rootnet' mode,
             §5.2). ``None``: the ground-truth box and depths.
+        warp_on: ``"worker"`` or ``"device"`` (:mod:`internet_plus.data.device_warp`).
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch. The
     object holds the index folder and the row numbers only (and, in 'rootnet' mode, six numbers per row), so it
@@ -75,6 +76,7 @@ class InterHandDataset(HandPoseDataset):
         seed: int = 0,
         on_bad_image: str = "raise",
         rootnet: RootNetSamples | None = None,
+        warp_on: str = "worker",
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="InterHand2.6M", where=f"InterHand2.6M {Path(images_dir).name}")
@@ -84,7 +86,9 @@ class InterHandDataset(HandPoseDataset):
         if len(rows_arr) and (rows_arr.min() < 0 or rows_arr.max() >= len(index)):
             raise IndexError(f"rows outside the {len(index)} annotations of the index {index.directory}")
         self.rows = rows_arr
-        self._init_sampling(input_size=input_size, augment=augment, augmentation=augmentation, seed=seed)
+        self._init_sampling(
+            input_size=input_size, augment=augment, augmentation=augmentation, seed=seed, warp_on=warp_on
+        )
         self._init_rootnet(rootnet)
 
     def __len__(self) -> int:
@@ -129,6 +133,7 @@ class InterHandDataset(HandPoseDataset):
             params=self.augmentation_params(index, epoch),
             input_size=self.input_size,
             index=index,
+            warp_on=self.warp_on,
         )
 
     def __repr__(self) -> str:
