@@ -64,9 +64,12 @@ class _Recorder:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("prefix", ["val", "monitor"])
 def test_offline_wandb_run_logs_the_dashboard(
-    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefix: str, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``val``: the hold-out's curve and images; ``monitor``: the paper recipes' protocol (no hold-out, the
+    evaluation split monitored), the same under ``monitor/``."""
     import wandb
 
     from internet_plus.tasks import train as train_task
@@ -88,6 +91,8 @@ def test_offline_wandb_run_logs_the_dashboard(
         "trainer.log_every_n_steps=1",
         "test=false",
     )
+    if prefix == "monitor":
+        overrides += ["data.val_fraction=0", "data.monitor_eval_split=true", "callbacks.model_checkpoint.monitor=null"]
     cfg = compose_config("train", overrides, run_dir)
     train_task.run(cfg)
 
@@ -107,13 +112,14 @@ def test_offline_wandb_run_logs_the_dashboard(
     assert recorder.defined["val/epe_mm"]["summary"] == "min"
 
     keys = recorder.keys()
-    assert {"val/epe_mm", "val/auc_20_50", "train/loss_step", "trainer/global_step"} <= keys
-    payload = next(entry for entry in recorder.logged if "val/pck_curve" in entry)
-    chart = payload["val/pck_curve"]
+    assert {f"{prefix}/epe_mm", f"{prefix}/auc_20_50", "train/loss_step", "trainer/global_step"} <= keys
+    assert not {k for k in keys if k.startswith(("val/", "monitor/")) and not k.startswith(f"{prefix}/")}
+    payload = next(entry for entry in recorder.logged if f"{prefix}/pck_curve" in entry)
+    chart = payload[f"{prefix}/pck_curve"]
     assert isinstance(chart, wandb.plot.CustomChart)
     assert chart.table.columns == ["threshold_mm", "pck"]
     assert [row[0] for row in chart.table.data] == [float(t) for t in range(20, 51)]
-    images = payload["val/predictions"]
+    images = payload[f"{prefix}/predictions"]
     assert 0 < len(images) <= 4 and all(isinstance(image, wandb.Image) for image in images)
     assert "ground truth" in images[0]._caption
 
@@ -122,8 +128,8 @@ def test_offline_wandb_run_logs_the_dashboard(
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
     assert list(offline[0].glob("run-*.wandb"))
-    assert list((offline[0] / "files" / "media" / "images" / "val").glob("predictions_*.png"))
-    table_file = next((offline[0] / "files" / "media" / "table" / "val").glob("pck_curve_table_*.table.json"))
+    assert list((offline[0] / "files" / "media" / "images" / prefix).glob("predictions_*.png"))
+    table_file = next((offline[0] / "files" / "media" / "table" / prefix).glob("pck_curve_table_*.table.json"))
     table = json.loads(table_file.read_text())
     assert table["columns"] == ["threshold_mm", "pck"] and len(table["data"]) == 31
 

@@ -17,6 +17,11 @@ Two pieces, both used only when a :class:`~pytorch_lightning.loggers.WandbLogger
   - ``val/predictions``: the first ``num_images`` samples of the first validation batch with the ground-truth
     skeleton (green) and the predicted one (magenta) drawn by :func:`internet_plus.visualize.draw_skeleton`.
 
+  Without a hold-out (the paper recipes: ``data.val_fraction=0``, ``data.monitor_eval_split=true``) the first
+  validation loader is the evaluation split, and both are logged as ``monitor/pck_curve`` and
+  ``monitor/predictions``. The ``monitor/*`` metrics keep W&B's default summary, the last value: a best value over
+  epochs would be a selection on the evaluation split.
+
   Both are logged against ``trainer/global_step``, the step axis :class:`WandbLogger` uses for all metrics.
 
 The losses, learning rate and validation EPE/PCK AUC themselves reach W&B through the LightningModule's
@@ -159,7 +164,8 @@ class WandbDashboard(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Draw predicted and ground-truth skeletons on the first samples of the first validation batch (rank 0)."""
+        """Draw predicted and ground-truth skeletons on the first samples of the first validation loader's first
+        batch (rank 0)."""
         if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
             return
         if self.num_images == 0 or self._wandb_logger(trainer) is None:
@@ -197,7 +203,8 @@ class WandbDashboard(L.Callback):
         ``compute`` reuses it).
         """
         logger = self._wandb_logger(trainer)
-        metric = getattr(pl_module, "val_pose", None)
+        prefix = first_val_prefix(trainer)
+        metric = getattr(pl_module, f"{prefix}_pose", None)
         if logger is None or trainer.sanity_checking or metric is None:
             self._images = []
             return
@@ -205,12 +212,19 @@ class WandbDashboard(L.Callback):
         payload: dict[str, Any] = {}
         if trainer.is_global_zero:
             if all(math.isfinite(v) for v in curve):
-                payload["val/pck_curve"] = _pck_plot(metric.thresholds, curve, trainer.current_epoch)
+                payload[f"{prefix}/pck_curve"] = _pck_plot(metric.thresholds, curve, trainer.current_epoch, prefix)
             if self._images:
-                payload["val/predictions"] = self._images
+                payload[f"{prefix}/predictions"] = self._images
             if payload:
                 logger.log_metrics(payload, step=trainer.global_step)
         self._images = []
+
+
+def first_val_prefix(trainer: L.Trainer) -> str:
+    """The metric prefix of the first validation loader: ``val`` (the hold-out), or ``monitor`` when the data module
+    scores only the evaluation split (``val_prefixes``; ``val`` for a data module without them)."""
+    prefixes = getattr(getattr(trainer, "datamodule", None), "val_prefixes", None)
+    return prefixes[0] if prefixes else "val"
 
 
 def _one_color(color: tuple[int, int, int]) -> dict[int, tuple[int, int, int]]:
@@ -230,13 +244,14 @@ def _sample_epe(pred_cam: torch.Tensor, gt_cam: torch.Tensor, annotated: torch.T
     return float(errors.mean()) if errors.numel() else float("nan")
 
 
-def _pck_plot(thresholds: tuple[float, ...], curve: list[float], epoch: int) -> Any:
-    """A W&B line plot of PCK against the threshold in millimetres."""
+def _pck_plot(thresholds: tuple[float, ...], curve: list[float], epoch: int, prefix: str = "val") -> Any:
+    """A W&B line plot of PCK against the threshold in millimetres (``prefix``: ``val`` or ``monitor``)."""
     import wandb
 
     table = wandb.Table(columns=["threshold_mm", "pck"], data=[[t, p] for t, p in zip(thresholds, curve, strict=True)])
     pairs = zip(thresholds, thresholds[1:], curve, curve[1:], strict=False)
     area = sum((b - a) * (p + q) / 2.0 for a, b, p, q in pairs)
     auc = area / (thresholds[-1] - thresholds[0])
-    title = f"3D PCK, validation epoch {epoch} (AUC {thresholds[0]:g}-{thresholds[-1]:g} mm: {auc:.3f})"
+    split = "validation" if prefix == "val" else "evaluation split (monitor)"
+    title = f"3D PCK, {split} epoch {epoch} (AUC {thresholds[0]:g}-{thresholds[-1]:g} mm: {auc:.3f})"
     return wandb.plot.line(table, "threshold_mm", "pck", title=title)
