@@ -112,3 +112,14 @@ def test_device_warp_on_cuda_equals_the_cpu_warp() -> None:
     on_cpu = warp_batch(images, trans, colors, 256)
     on_gpu = warp_batch(images.cuda(), trans.cuda(), colors.cuda(), 256).cpu()
     assert (on_gpu - on_cpu).abs().max() <= 1e-4
+
+
+def test_device_jpeg_decoding_on_cuda_is_within_a_grey_level_of_the_cpu_decoder(real_samples) -> None:
+    """data.decode_on=device: nvJPEG's pixels against the CPU decoder's (libjpeg-turbo, bit-identical to OpenCV's)."""
+    from internet_plus.data.device_decode import decode_jpegs
+
+    files = sorted((real_samples / "interhand2.6m").glob("*.jpg"))
+    data = [torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) for path in files]
+    on_cpu = decode_jpegs(data, "cpu").int()
+    on_gpu = decode_jpegs(data, "cuda").cpu().int()
+    assert on_gpu.shape == on_cpu.shape and (on_gpu - on_cpu).abs().max() <= 2

@@ -91,6 +91,7 @@ def test_goals_are_the_internet_plus_over_internet_ratios() -> None:
             {"auto": True, "data_wait_fraction": 0.02},
             {"auto": True, "data_wait_fraction": 0.07},
             {"auto": False, "data_wait_fraction": 0.5},
+            {"auto": True, "path": "decode_on=device", "data_wait_fraction": 0.3},  # a device path: not the goal's
         ]
     }
     goals = gc.goals(report)
@@ -148,6 +149,12 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     ddp = report["sections"]["ddp"]
     assert ddp["in_process"]["world_size"] == 1 and ddp["train_py"]["exit"] == 0
     waits = report["sections"]["data_wait"]["runs"]
-    assert {r["format"] for r in waits} == {"rhd", "interhand"}
-    assert all(0.0 <= r["data_wait_fraction"] <= 1.0 for r in waits)
-    assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check — CPU dry run")
+    paths = {(r["format"], r["path"]) for r in waits}
+    assert paths == {(f, p) for f in ("rhd", "interhand") for p in ("worker", "warp_on=device")} | {
+        ("interhand", "decode_on=device")
+    }
+    assert all(r["steps"] == report["settings"]["data_wait_device_steps"] for r in waits if r["path"] != "worker")
+    assert all(0.0 <= r["data_wait_fraction"] <= 1.0 and r["samples_per_s"] > 0 for r in waits)
+    markdown = (tmp_path / "gpu_check.md").read_text()
+    assert markdown.startswith("# GPU check — CPU dry run")
+    assert "| interhand | decode_on=device |" in markdown and "| rhd | warp_on=device |" in markdown

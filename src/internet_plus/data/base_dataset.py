@@ -3,7 +3,8 @@
 A subclass reads its records and builds one sample (:meth:`HandPoseDataset._sample`); the base class selects the records
 by position, keeps the epoch (:meth:`~HandPoseDataset.set_epoch`), draws each sample's augmentation from (seed, epoch,
 sample key) (:meth:`~HandPoseDataset.augmentation_params`, :func:`sample_rng`), reads the image
-(:func:`~internet_plus.data.images.read_rgb`) with the ``data.on_bad_image`` policy
+(:func:`~internet_plus.data.images.read_rgb`; with ``decode_on="device"`` only the JPEG's bytes and header size,
+:func:`~internet_plus.data.device_decode.read_jpeg`) with the ``data.on_bad_image`` policy
 (:class:`~internet_plus.data.bad_images.BadImagePolicy`) and accepts ``dataset[i]`` or ``dataset[(epoch, i)]``. An
 evaluation dataset may carry RootNet's box and absolute root depths of each sample
 (:class:`~internet_plus.data.rootnet.RootNetSamples`, InterNet's 'rootnet' mode, ``docs/reference/internet.md`` §5.2),
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from internet_plus.data.bad_images import BadImagePolicy
+from internet_plus.data.device_decode import EncodedJpeg, check_decode_on, read_jpeg
 from internet_plus.data.device_warp import check_warp_on
 from internet_plus.data.images import read_rgb
 from internet_plus.data.rootnet import RootNetSamples
@@ -53,6 +55,7 @@ class HandPoseDataset(BadImagePolicy, Dataset):
     augmentation: AugmentationConfig
     seed: int
     warp_on: str = "worker"
+    decode_on: str = "worker"
     _epoch: int
     rootnet: RootNetSamples | None = None
 
@@ -64,9 +67,11 @@ class HandPoseDataset(BadImagePolicy, Dataset):
         augmentation: AugmentationConfig | Mapping[str, Any] | None,
         seed: int,
         warp_on: str = "worker",
+        decode_on: str = "worker",
     ) -> None:
-        """The input size, the augmentation settings and where the warp runs (``warp_on``,
-        :mod:`internet_plus.data.device_warp`); the epoch starts at 0."""
+        """The input size, the augmentation settings, where the warp runs (``warp_on``,
+        :mod:`internet_plus.data.device_warp`) and where the images are decoded (``decode_on``, JPEG only,
+        :mod:`internet_plus.data.device_decode`); the epoch starts at 0."""
         self.input_size = int(input_size)
         self.augment = bool(augment)
         self.augmentation = (
@@ -74,6 +79,7 @@ class HandPoseDataset(BadImagePolicy, Dataset):
         )
         self.seed = int(seed)
         self.warp_on = check_warp_on(warp_on)
+        self.decode_on = check_decode_on(decode_on, self.warp_on)
         self._epoch = 0
 
     def _init_rootnet(self, rootnet: RootNetSamples | None) -> None:
@@ -109,9 +115,11 @@ class HandPoseDataset(BadImagePolicy, Dataset):
     def _image_path(self, index: int) -> str | PathLike[str]:
         return self.records[index].image_path
 
-    def _read_image(self, index: int) -> tuple[int, np.ndarray]:
-        """``(index, image)``, or with ``skip`` the first readable sample from ``index`` on (counting the skips)."""
-        return self._read_with_policy(index, lambda i: read_rgb(self._image_path(i)))
+    def _read_image(self, index: int) -> tuple[int, np.ndarray | EncodedJpeg]:
+        """``(index, image)``, or with ``skip`` the first readable sample from ``index`` on (counting the skips); with
+        ``decode_on="device"`` the image is the undecoded JPEG."""
+        read = read_jpeg if self.decode_on == "device" else read_rgb
+        return self._read_with_policy(index, lambda i: read(self._image_path(i)))
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch that seeds the augmentation of ``dataset[i]`` (``dataset[(epoch, i)]`` overrides it)."""
@@ -128,7 +136,7 @@ class HandPoseDataset(BadImagePolicy, Dataset):
         epoch = self._epoch if epoch is None else epoch
         return sample_augmentation(sample_rng(self.seed, epoch, self._augmentation_key(index)), self.augmentation)
 
-    def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+    def _sample(self, index: int, image: np.ndarray | EncodedJpeg, epoch: int) -> dict[str, torch.Tensor]:
         """The sample dict of sample ``index`` with its ``image``, augmented as at ``epoch``."""
         raise NotImplementedError
 

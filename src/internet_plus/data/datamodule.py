@@ -20,7 +20,9 @@ Every constructor argument is a plain value (they come from the ``dataset`` conf
   :mod:`internet_plus.data.sample_checks`);
 - ``warp_on="device"`` moves the crop warp and colour augmentation from the loader workers to the batch's device
   (:mod:`internet_plus.data.device_warp`): the loaders collate the original images (zero-padded to the batch's
-  largest size) and :meth:`HandPoseDataModule.on_after_batch_transfer` warps them after the transfer.
+  largest size) and :meth:`HandPoseDataModule.on_after_batch_transfer` warps them after the transfer;
+  ``decode_on="device"`` (with ``warp_on="device"``, JPEG data sets only: :attr:`HandPoseDataModule.jpeg_images`)
+  also moves the decoding there (:mod:`internet_plus.data.device_decode`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from internet_plus.data.bad_images import BadImagePolicy, check_bad_image_policy
+from internet_plus.data.device_decode import check_decode_on
 from internet_plus.data.device_warp import check_warp_on, collate_device_samples, warp_device_batch
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.sample_checks import apply_bad_sample_policy, check_bad_sample_policy
@@ -186,6 +189,9 @@ class HandPoseDataModule(L.LightningDataModule):
         warp_on: where the crop warp and colour augmentation run: ``"worker"`` (OpenCV in the loader workers) or
             ``"device"`` (batched on the batch's device after the transfer, :mod:`internet_plus.data.device_warp`;
             the same crops within a fraction of a grey level, the same targets).
+        decode_on: where the images are decoded: ``"worker"`` (OpenCV in the loader workers) or ``"device"`` (the
+            JPEG bytes decoded on the batch's device after the transfer, then warped; needs ``warp_on="device"`` and a
+            data set of JPEG images, :attr:`jpeg_images`; :mod:`internet_plus.data.device_decode`).
 
     Subclasses implement :meth:`_split_size`, :meth:`_make_dataset` and :meth:`_bad_samples`, and name their
     evaluation protocol in :attr:`protocol`.
@@ -195,6 +201,9 @@ class HandPoseDataModule(L.LightningDataModule):
     #: ``epe_median_mm``, ``pck_curve``, ``auc_20_50``, ``handedness_acc``; RHD, STB, synthetic) or ``"interhand"``
     #: (also InterNet's ``mpjpe_*_mm`` and ``mrrpe_mm``). The LightningModule reads it in ``setup``.
     protocol: str = "rhd"
+    #: The data set's images are JPEG files, which ``decode_on="device"`` can decode on the device (InterHand2.6M);
+    #: PNG data sets (RHD, STB) refuse it.
+    jpeg_images: bool = False
 
     def __init__(
         self,
@@ -212,9 +221,11 @@ class HandPoseDataModule(L.LightningDataModule):
         on_bad_image: str = "raise",
         on_bad_sample: str = "raise",
         warp_on: str = "worker",
+        decode_on: str = "worker",
     ) -> None:
         super().__init__()
         self.warp_on = check_warp_on(warp_on)
+        self.decode_on = check_decode_on(decode_on, self.warp_on, self.jpeg_images, f"{type(self).__name__}")
         self.on_bad_image = check_bad_image_policy(on_bad_image)
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
         if int(batch_size) < 1:
@@ -414,7 +425,8 @@ class HandPoseDataModule(L.LightningDataModule):
         return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With ``warp_on="device"``: the batch's original images warped and colour-augmented on its device
+        """With ``warp_on="device"``: the batch's original images (with ``decode_on="device"`` first decoded from their
+        JPEG bytes) warped and colour-augmented on its device
         (:func:`~internet_plus.data.device_warp.warp_device_batch`), so the model sees the worker path's ``image``.
         Lightning calls this after moving every training, validation, test and predict batch."""
         return warp_device_batch(batch, self.input_size) if self.warp_on == "device" else batch

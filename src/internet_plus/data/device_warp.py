@@ -22,6 +22,11 @@ pixel (``tests/test_device_warp.py`` measures it). All the arithmetic here is fl
 Images of different sizes in one batch are padded with zeros at the bottom and right (:func:`collate_device_samples`):
 the affine maps the same pixels, and the padding reads as the black border the warp gives outside the image anyway,
 so the result is unchanged.
+
+With ``data.decode_on=device`` (:mod:`internet_plus.data.device_decode`) the worker does not decode either: the sample
+carries the JPEG's bytes (:data:`~internet_plus.data.device_decode.SOURCE_JPEG`) instead of :data:`SOURCE_IMAGE`, the
+collate keeps them as a :class:`~internet_plus.data.device_decode.JpegBatch`, and :func:`warp_device_batch` decodes
+them on the batch's device before the warp.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
+
+from internet_plus.data.device_decode import SOURCE_JPEG, EncodedJpeg, JpegBatch, decode_jpegs
 
 __all__ = [
     "SOURCE_IMAGE",
@@ -63,27 +70,40 @@ def check_warp_on(value: str) -> str:
     return str(value)
 
 
-def device_fields(image: np.ndarray, trans: np.ndarray, color: Sequence[float] | np.ndarray) -> dict[str, torch.Tensor]:
-    """The device path's sample keys: the H×W×3 ``uint8`` image as a 3×H×W view, ``trans`` and ``color`` in float32.
+def device_fields(
+    image: np.ndarray | EncodedJpeg, trans: np.ndarray, color: Sequence[float] | np.ndarray
+) -> dict[str, torch.Tensor]:
+    """The device path's sample keys: the H×W×3 ``uint8`` image as a 3×H×W view (or, for an undecoded
+    :class:`~internet_plus.data.device_decode.EncodedJpeg`, its bytes under ``SOURCE_JPEG``), ``trans`` and ``color``
+    in float32.
 
     Raises:
         ValueError: the image is not H×W×3 ``uint8`` (what the readers decode).
     """
+    geometry = {
+        WARP_TRANS: torch.from_numpy(np.asarray(trans, dtype=np.float32).reshape(2, 3).copy()),
+        WARP_COLOR: torch.from_numpy(np.asarray(color, dtype=np.float32).reshape(3).copy()),
+    }
+    if isinstance(image, EncodedJpeg):
+        return {SOURCE_JPEG: image.tensor(), **geometry}
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
             f"data.warp_on=device needs the decoded H×W×3 uint8 image, got {image.dtype} of shape {image.shape}"
         )
-    return {
-        SOURCE_IMAGE: torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-        WARP_TRANS: torch.from_numpy(np.asarray(trans, dtype=np.float32).reshape(2, 3).copy()),
-        WARP_COLOR: torch.from_numpy(np.asarray(color, dtype=np.float32).reshape(3).copy()),
-    }
+    return {SOURCE_IMAGE: torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), **geometry}
 
 
 def collate_device_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``default_collate``, with the source images of different sizes zero-padded at the bottom and right to the
-    largest height and width of the batch (module docstring: the warp is unchanged)."""
+    largest height and width of the batch (module docstring: the warp is unchanged). JPEG bytes
+    (``decode_on=device``) are kept as a :class:`~internet_plus.data.device_decode.JpegBatch` (their lengths differ)."""
+    if samples and SOURCE_JPEG in samples[0]:
+        jpegs = JpegBatch([s[SOURCE_JPEG] for s in samples])
+        return {
+            **default_collate([{k: v for k, v in s.items() if k != SOURCE_JPEG} for s in samples]),
+            SOURCE_JPEG: jpegs,
+        }
     sizes = {tuple(s[SOURCE_IMAGE].shape[-2:]) for s in samples}
     if len(sizes) > 1:
         height = max(h for h, _ in sizes)
@@ -144,11 +164,14 @@ def warp_batch(images: torch.Tensor, trans: torch.Tensor, colors: torch.Tensor, 
 
 
 def warp_device_batch(batch: Any, input_size: int) -> Any:
-    """``batch`` with :data:`SOURCE_IMAGE`, :data:`WARP_TRANS` and :data:`WARP_COLOR` replaced by the warped
-    ``image`` (:func:`warp_batch`); anything else (a worker-path batch, the model summary's example input tensor)
-    is returned as is."""
-    if not isinstance(batch, Mapping) or SOURCE_IMAGE not in batch:
+    """``batch`` with :data:`SOURCE_IMAGE` (or the JPEG bytes, ``SOURCE_JPEG``, first decoded on the device of
+    :data:`WARP_TRANS` by :func:`~internet_plus.data.device_decode.decode_jpegs`), :data:`WARP_TRANS` and
+    :data:`WARP_COLOR` replaced by the warped ``image`` (:func:`warp_batch`); anything else (a worker-path batch, the
+    model summary's example input tensor) is returned as is."""
+    if not isinstance(batch, Mapping) or (SOURCE_IMAGE not in batch and SOURCE_JPEG not in batch):
         return batch
-    out = {k: v for k, v in batch.items() if k not in (SOURCE_IMAGE, WARP_TRANS, WARP_COLOR)}
-    out["image"] = warp_batch(batch[SOURCE_IMAGE], batch[WARP_TRANS], batch[WARP_COLOR], input_size)
+    out = {k: v for k, v in batch.items() if k not in (SOURCE_IMAGE, SOURCE_JPEG, WARP_TRANS, WARP_COLOR)}
+    jpegs = batch.get(SOURCE_JPEG)
+    images = batch[SOURCE_IMAGE] if jpegs is None else decode_jpegs(jpegs, batch[WARP_TRANS].device)
+    out["image"] = warp_batch(images, batch[WARP_TRANS], batch[WARP_COLOR], input_size)
     return out

@@ -18,12 +18,13 @@ import stat
 import sys
 import tempfile
 import threading
+from io import BytesIO
 from os import PathLike
 
 import cv2
 import numpy as np
 
-__all__ = ["decode_workers", "read_image", "read_regular_file", "read_rgb"]
+__all__ = ["decode_workers", "read_image", "read_jpeg_bytes", "read_regular_file", "read_rgb"]
 
 #: Decode straight to RGB where OpenCV can (>= 4.11): the same pixels as IMREAD_COLOR + BGR→RGB, one pass fewer.
 _IMREAD_RGB: int = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
@@ -128,6 +129,32 @@ def read_image(path: str | PathLike[str], flags: int = cv2.IMREAD_COLOR) -> np.n
                 f"{path}: corrupt JPEG ({warnings[0].strip()}): part of the image is missing (decoded grey)"
             )
     return image
+
+
+def read_jpeg_bytes(path: str | PathLike[str]) -> tuple[bytes, int, int]:
+    """A JPEG file's bytes, undecoded, and its ``(height, width)`` from its header (PIL's lazy ``Image.open`` reads
+    the header only), with :func:`read_image`'s checks that need no decoding: a regular file, a JPEG, not cut short
+    (an end-of-image marker). What a decoder alone finds (corrupt entropy-coded data) is its decoder's to report.
+
+    Raises:
+        FileNotFoundError: the file is missing or not a regular file, is not a JPEG, has no end-of-image marker, or
+            its header gives no image size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    raw = read_regular_file(path)
+    if raw[:2] != _JPEG_SOI:
+        raise FileNotFoundError(f"{path}: not a JPEG file (no start-of-image marker)")
+    if _JPEG_EOI not in raw[-64:]:
+        raise FileNotFoundError(f"{path}: truncated JPEG (no end-of-image marker); the file is incomplete")
+    try:
+        with Image.open(BytesIO(raw), formats=["JPEG"]) as header:
+            width, height = header.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise FileNotFoundError(f"{path}: cannot read the JPEG header ({err})") from err
+    if width < 1 or height < 1:
+        raise FileNotFoundError(f"{path}: the JPEG header gives an empty image ({width}×{height})")
+    return raw, int(height), int(width)
 
 
 def read_rgb(path: str | PathLike[str]) -> np.ndarray:

@@ -368,7 +368,9 @@ def build_sample(
     """InterNet's ``augmentation`` + target assembly (§6.1, §6.2) as the sample dict of ``docs/architecture.md``.
 
     Args:
-        image: H×W×3 RGB, values in [0, 255] (uint8 or float).
+        image: H×W×3 RGB, values in [0, 255] (uint8 or float); with ``warp_on="device"`` also an undecoded
+            :class:`~internet_plus.data.device_decode.EncodedJpeg` (``data.decode_on=device``), whose bytes the
+            sample then carries.
         joints_uv: 42×2 original-image pixels, project joint order.
         joints_cam: 42×3 camera frame, mm (zeros for an absent hand).
         joint_annotated: 42, 1 where the joint is annotated (the evaluation mask).

@@ -144,6 +144,7 @@ class InterHandDataModule(HandPoseDataModule):
 
     #: Scored with InterNet's InterHand2.6M metrics too (``mpjpe_*_mm``, ``mrrpe_mm``; the LightningModule reads it).
     protocol = "interhand"
+    jpeg_images = True
 
     def __init__(
         self,
@@ -276,4 +277,5 @@ class InterHandDataModule(HandPoseDataModule):
             on_bad_image=self.on_bad_image,
             rootnet=self.rootnet().subset(positions) if split == "test" and self.rootnet_output is not None else None,
             warp_on=self.warp_on,
+            decode_on=self.decode_on,
         )

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from internet_plus.data.base_dataset import HandPoseDataset
+from internet_plus.data.device_decode import EncodedJpeg
 from internet_plus.data.interhand.index import InterHandIndex, InterHandRecord, select_rows
 from internet_plus.data.rootnet import RootNetSamples
 from internet_plus.data.safe_paths import safe_join
@@ -59,6 +60,8 @@ class InterHandDataset(HandPoseDataset):
             crop box (as is) and absolute root depths [right, left] come from them (InterNet's 'rootnet' mode,
             §5.2). ``None``: the ground-truth box and depths.
         warp_on: ``"worker"`` or ``"device"`` (:mod:`internet_plus.data.device_warp`).
+        decode_on: ``"worker"`` or ``"device"`` (the JPEGs decoded on the batch's device; needs ``warp_on="device"``,
+            :mod:`internet_plus.data.device_decode`).
 
     ``dataset[i]`` gives sample ``i`` at the epoch of :meth:`set_epoch`; ``dataset[(epoch, i)]`` at that epoch. The
     object holds the index folder and the row numbers only (and, in 'rootnet' mode, six numbers per row), so it
@@ -77,6 +80,7 @@ class InterHandDataset(HandPoseDataset):
         on_bad_image: str = "raise",
         rootnet: RootNetSamples | None = None,
         warp_on: str = "worker",
+        decode_on: str = "worker",
     ) -> None:
         super().__init__()
         self._init_bad_image_policy(on_bad_image, name="InterHand2.6M", where=f"InterHand2.6M {Path(images_dir).name}")
@@ -87,7 +91,12 @@ class InterHandDataset(HandPoseDataset):
             raise IndexError(f"rows outside the {len(index)} annotations of the index {index.directory}")
         self.rows = rows_arr
         self._init_sampling(
-            input_size=input_size, augment=augment, augmentation=augmentation, seed=seed, warp_on=warp_on
+            input_size=input_size,
+            augment=augment,
+            augmentation=augmentation,
+            seed=seed,
+            warp_on=warp_on,
+            decode_on=decode_on,
         )
         self._init_rootnet(rootnet)
 
@@ -109,7 +118,7 @@ class InterHandDataset(HandPoseDataset):
     def _augmentation_key(self, index: int) -> int:
         return int(self.index.array("annot_id")[int(self.rows[index])])
 
-    def _sample(self, index: int, image: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+    def _sample(self, index: int, image: np.ndarray | EncodedJpeg, epoch: int) -> dict[str, torch.Tensor]:
         record = self.record(index)
         right, left = ROOTS
         rootnet = self.rootnet_entry(index)

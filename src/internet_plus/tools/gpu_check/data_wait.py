@@ -1,4 +1,10 @@
-"""The GPU check's data-wait section: how much of a training step waits for the real DataModules' batches."""
+"""The GPU check's data-wait section: how much of a training step waits for the real DataModules' batches.
+
+Each format is measured on its loader paths (:data:`PATHS`): the default (decoding, warp and colour augmentation in
+the loader workers) at every worker count, and at the ``auto`` worker count ``data.warp_on=device``
+(:mod:`internet_plus.data.device_warp`) and, for the JPEG format (InterHand2.6M), ``data.decode_on=device``
+(:mod:`internet_plus.data.device_decode`) too, so that one run compares them.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +42,17 @@ def _data_wait_sets(data_dir: Path, settings: Settings) -> tuple[dict[str, Path]
     return roots, rates
 
 
+#: Loader paths: name → (``data.warp_on``, ``data.decode_on``, the formats it applies to).
+PATHS = {
+    "worker": ("worker", "worker", ("rhd", "interhand")),
+    "warp_on=device": ("device", "worker", ("rhd", "interhand")),
+    "decode_on=device": ("device", "device", ("interhand",)),
+}
+
+
 def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, Any]:
-    """Section 6: the training loop's data wait with the real DataModules, at auto and at cores − 1 workers."""
+    """Section 6: the training loop's data wait with the real DataModules: the worker path at auto and at cores − 1
+    workers, the device paths (:data:`PATHS`) at auto workers for ``settings.data_wait_device_steps`` steps."""
     from internet_plus.data.datamodule import resolve_num_workers
     from internet_plus.data.interhand import InterHandDataModule
     from internet_plus.data.rhd import RHDDataModule
@@ -54,49 +69,55 @@ def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, A
         "seed": 0,
     }
     runs = []
-    for fmt in ("rhd", "interhand"):
-        for workers in worker_counts:
-            if fmt == "rhd":
-                datamodule = RHDDataModule(
-                    root=str(roots["rhd"]), num_workers=workers, cache_dir=str(data_dir / "cache"), **common
-                )
-            else:
-                datamodule = InterHandDataModule(
-                    root=str(roots["interhand"]), num_workers=workers, cache_dir=str(data_dir / "cache"), **common
-                )
-            datamodule.tests_after_fit = False  # only the training loader is measured; these sets have no test split
-            torch.manual_seed(0)
-            model = make_module("internet_plus", settings.input_size, lr=1e-4)
-            recorder = StepRecorder()
-            with quiet_lightning():
-                trainer = make_trainer(settings, precision, [recorder], max_steps=settings.data_wait_steps)
-                start = time.perf_counter()
-                trainer.fit(model, datamodule=datamodule)
-                total = time.perf_counter() - start
-            skip = min(10, len(recorder.step_s) // 2)
-            steps = recorder.step_s[skip:]
-            waits = recorder.wait_s[max(0, skip - 1) :]
-            busy, idle = sum(steps), sum(waits)
-            fraction = idle / (busy + idle) if busy + idle > 0 else math.nan
-            run = {
-                "format": fmt,
-                "workers": workers,
-                "auto": workers == auto,
-                "steps": len(recorder.step_s),
-                "step_ms_median": 1e3 * statistics.median(steps) if steps else math.nan,
-                "wait_ms_median": 1e3 * statistics.median(waits) if waits else math.nan,
-                "wait_ms_p90": 1e3 * float(np.percentile(waits, 90)) if waits else math.nan,
-                "data_wait_fraction": fraction,
-                "samples_per_s": settings.batch_size * len(steps) / (busy + idle) if busy + idle > 0 else math.nan,
-                "fit_seconds": total,
-            }
-            runs.append(run)
-            print(
-                f"  {fmt} workers {workers}: step {run['step_ms_median']:.1f} ms, wait {run['wait_ms_median']:.1f} ms, "
-                f"data wait {fraction:.1%}",
-                flush=True,
-            )
-            del model, trainer, datamodule
+    plan = [
+        (fmt, path, workers)
+        for fmt in ("rhd", "interhand")
+        for path, (_, _, formats) in PATHS.items()
+        if fmt in formats
+        for workers in (worker_counts if path == "worker" else [auto])
+    ]
+    for fmt, path, workers in plan:
+        warp_on, decode_on, _ = PATHS[path]
+        loader = {"num_workers": workers, "cache_dir": str(data_dir / "cache"), "warp_on": warp_on, **common}
+        steps_asked = settings.data_wait_steps if path == "worker" else settings.data_wait_device_steps
+        if fmt == "rhd":
+            datamodule = RHDDataModule(root=str(roots["rhd"]), **loader)
+        else:
+            datamodule = InterHandDataModule(root=str(roots["interhand"]), decode_on=decode_on, **loader)
+        datamodule.tests_after_fit = False  # only the training loader is measured; these sets have no test split
+        torch.manual_seed(0)
+        model = make_module("internet_plus", settings.input_size, lr=1e-4)
+        recorder = StepRecorder()
+        with quiet_lightning():
+            trainer = make_trainer(settings, precision, [recorder], max_steps=steps_asked)
+            start = time.perf_counter()
+            trainer.fit(model, datamodule=datamodule)
+            total = time.perf_counter() - start
+        skip = min(10, len(recorder.step_s) // 2)
+        steps = recorder.step_s[skip:]
+        waits = recorder.wait_s[max(0, skip - 1) :]
+        busy, idle = sum(steps), sum(waits)
+        fraction = idle / (busy + idle) if busy + idle > 0 else math.nan
+        run = {
+            "format": fmt,
+            "path": path,
+            "workers": workers,
+            "auto": workers == auto,
+            "steps": len(recorder.step_s),
+            "step_ms_median": 1e3 * statistics.median(steps) if steps else math.nan,
+            "wait_ms_median": 1e3 * statistics.median(waits) if waits else math.nan,
+            "wait_ms_p90": 1e3 * float(np.percentile(waits, 90)) if waits else math.nan,
+            "data_wait_fraction": fraction,
+            "samples_per_s": settings.batch_size * len(steps) / (busy + idle) if busy + idle > 0 else math.nan,
+            "fit_seconds": total,
+        }
+        runs.append(run)
+        print(
+            f"  {fmt} {path} workers {workers}: step {run['step_ms_median']:.1f} ms, "
+            f"wait {run['wait_ms_median']:.1f} ms, data wait {fraction:.1%}",
+            flush=True,
+        )
+        del model, trainer, datamodule
     return {
         "precision": precision,
         "cores": cores,

@@ -42,7 +42,7 @@ def goals(report: Report) -> dict[str, Any]:
         out["training_speed_ratios"] = tr  # InterNet's s/iteration over InterNet+'s: > 1 means InterNet+ is faster
         out["training_goal_met"] = max(tr.values(), default=0.0) >= GOALS["training_ratio"]
     waits = report.sections.get("data_wait", {}).get("runs", [])
-    auto = [r for r in waits if r["auto"]]
+    auto = [r for r in waits if r["auto"] and r.get("path", "worker") == "worker"]  # the default loader path
     if auto:
         worst = max(r["data_wait_fraction"] for r in auto)
         out["data_wait_auto_worst"] = worst
@@ -155,12 +155,26 @@ def _md_data_wait(dw: dict[str, Any]) -> list[str]:
         f"Per-core pipeline rate (one worker): {rates}.",
         "",
     ]
-    lines += _table(["format", "workers", "steps", "step ms (median)", "wait ms (median / p90)", "data wait"])
+    paths = any("path" in r for r in dw["runs"])  # reports before the device paths have one path, no column
+    if paths:
+        lines += [
+            "Paths: `worker` decodes, warps and colour-augments in the loader workers; `warp_on=device` warps on the "
+            "device after the transfer, `decode_on=device` also decodes the JPEGs there (their time counts in the "
+            "wait: it runs before the step); compare samples/s.",
+            "",
+        ]
+    head = ["format", *(["path"] if paths else []), "workers", "steps", "step ms (median)", "wait ms (median / p90)"]
+    lines += _table([*head, "data wait", *(["samples/s"] if paths else [])])
     for r in dw["runs"]:
         workers = f"{r['workers']}{' (auto)' if r['auto'] else ''}"
         wait = f"{_fmt(r['wait_ms_median'])} / {_fmt(r['wait_ms_p90'])}"
         share = f"{_fmt(100 * r['data_wait_fraction'])} %"
-        lines.append(_row(r["format"], workers, r["steps"], _fmt(r["step_ms_median"]), wait, share))
+        if paths:
+            path = r.get("path", "worker")
+            cells = [r["format"], path, workers, r["steps"], _fmt(r["step_ms_median"]), wait, share]
+            lines.append(_row(*cells, _fmt(r.get("samples_per_s"), ".0f")))
+        else:
+            lines.append(_row(r["format"], workers, r["steps"], _fmt(r["step_ms_median"]), wait, share))
     return lines
 
 

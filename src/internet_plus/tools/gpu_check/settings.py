@@ -54,6 +54,7 @@ class Settings:
     repeats: int = 10
     compile: bool = True
     data_wait_steps: int = 200
+    data_wait_device_steps: int = 200  # each device path (warp_on / decode_on = device), at auto workers
     data_wait_samples: int = 512
     pipeline_samples: int = 200
     ddp_steps: int = 10
@@ -77,6 +78,7 @@ class Settings:
             repeats=2,
             compile=False,
             data_wait_steps=8,
+            data_wait_device_steps=4,
             data_wait_samples=16,
             pipeline_samples=8,
             ddp_steps=2,
