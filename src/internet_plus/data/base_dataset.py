@@ -98,6 +98,12 @@ class HandPoseDataset(BadImagePolicy, Dataset):
             return None
         return self.rootnet.bbox[index], self.rootnet.abs_depth[index]
 
+    def single_hand_rootnet(self, index: int) -> dict[str, Any]:
+        """The ``bbox_xywh`` / ``abs_root_depth`` arguments of ``build_single_hand_sample`` for sample ``index`` of a
+        one-hand data set (RHD, STB): RootNet's box and its one depth, or nothing (the ground truth)."""
+        entry = self.rootnet_entry(index)
+        return {} if entry is None else {"bbox_xywh": entry[0], "abs_root_depth": float(entry[1][0])}
+
     @staticmethod
     def _select_records(all_records: list[_R], indices: Sequence[int] | None, what: str) -> list[_R]:
         """``all_records`` at ``indices`` (all if ``None``); ``IndexError`` naming ``what`` (e.g. "samples of RHD

@@ -42,6 +42,7 @@ from internet_plus.data.bad_images import BadImagePolicy, check_bad_image_policy
 from internet_plus.data.device_decode import check_decode_on
 from internet_plus.data.device_warp import check_warp_on, collate_device_samples, warp_device_batch
 from internet_plus.data.errors import DatasetLayoutError
+from internet_plus.data.rootnet import RootNetSamples
 from internet_plus.data.sample_checks import apply_bad_sample_policy, check_bad_sample_policy
 from internet_plus.data.transforms import AugmentationConfig
 
@@ -272,6 +273,17 @@ class HandPoseDataModule(L.LightningDataModule):
         """Position → what is wrong (naming the file and the sample) for each sample of ``split`` that cannot be
         scored (:mod:`internet_plus.data.sample_checks`); subclasses check their own annotations."""
         return {}
+
+    def rootnet(self) -> RootNetSamples | None:
+        """RootNet's entries of every evaluation sample, in the split's order (``data.rootnet_output``); ``None``
+        (the ground-truth box and depth) unless the data set reads RootNet's files."""
+        return None
+
+    def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:
+        """RootNet's entries at ``positions`` of the evaluation split; ``None`` for training and validation, which
+        never use RootNet."""
+        rootnet = self.rootnet() if split == "test" else None
+        return None if rootnet is None else rootnet.subset(positions)
 
     def _split_label(self, split: str) -> str:
         """How the messages name ``split`` (e.g. ``"RHD evaluation"``)."""

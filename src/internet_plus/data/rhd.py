@@ -495,7 +495,6 @@ class RHDDataset(HandPoseDataset):
         params = self.augmentation_params(index, epoch)
 
         block = hand_slice(record.hand)
-        rootnet = self.rootnet_entry(index)
         return build_single_hand_sample(
             image,
             record.hand,
@@ -506,8 +505,7 @@ class RHDDataset(HandPoseDataset):
             params,
             self.input_size,
             index,
-            bbox_xywh=None if rootnet is None else rootnet[0],
-            abs_root_depth=None if rootnet is None else float(rootnet[1][0]),
+            **self.single_hand_rootnet(index),
             warp_on=self.warp_on,
         )
 
@@ -627,8 +625,3 @@ class RHDDataModule(HandPoseDataModule):
             rootnet=self._split_rootnet(split, positions),
             warp_on=self.warp_on,
         )
-
-    def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:
-        """RootNet's entries at ``positions`` of the evaluation split; ``None`` for training and validation."""
-        rootnet = self.rootnet() if split == "test" else None
-        return None if rootnet is None else rootnet.subset(positions)

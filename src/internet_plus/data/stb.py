@@ -588,7 +588,6 @@ class STBDataset(HandPoseDataset):
         record = self.records[index]
         params = self.augmentation_params(index, epoch)
 
-        rootnet = self.rootnet_entry(index)
         # STB shows one left hand, every joint annotated
         return build_single_hand_sample(
             image,
@@ -600,8 +599,7 @@ class STBDataset(HandPoseDataset):
             params,
             self.input_size,
             index,
-            bbox_xywh=None if rootnet is None else rootnet[0],
-            abs_root_depth=None if rootnet is None else float(rootnet[1][0]),
+            **self.single_hand_rootnet(index),
             warp_on=self.warp_on,
         )
 
@@ -735,11 +733,6 @@ class STBDataModule(HandPoseDataModule):
             rootnet=self._split_rootnet(split, positions),
             warp_on=self.warp_on,
         )
-
-    def _split_rootnet(self, split: str, positions: Sequence[int]) -> RootNetSamples | None:
-        """RootNet's entries at ``positions`` of the test split; ``None`` for training and validation."""
-        rootnet = self.rootnet() if split == "test" else None
-        return None if rootnet is None else rootnet.subset(positions)
 
 
 def _check_rootnet_setup(camera: str, test_sequences: Sequence[str], wrist_rule: str) -> None:

@@ -275,7 +275,7 @@ class InterHandDataModule(HandPoseDataModule):
             augmentation=self.augmentation,
             seed=self.seed,
             on_bad_image=self.on_bad_image,
-            rootnet=self.rootnet().subset(positions) if split == "test" and self.rootnet_output is not None else None,
+            rootnet=self._split_rootnet(split, positions),
             warp_on=self.warp_on,
             decode_on=self.decode_on,
         )
