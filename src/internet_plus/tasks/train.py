@@ -33,6 +33,7 @@ from internet_plus.callbacks import (
     LastCheckpoint,
     SigtermCheckpoint,
 )
+from internet_plus.compile import CompileNetwork
 from internet_plus.models.backbones.resnet import PretrainedWeightsError
 from internet_plus.tasks.common import (
     check_accelerator,
@@ -108,6 +109,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)  # values that cannot work (data.batch_size=abc, trainer.max_epochs=0), named, before any work
     check_launch_mode(cfg)
     check_accelerator(cfg.trainer)
+    compile_callback = CompileNetwork(cfg.get("compile"))  # a bad compile node fails here, before any work
     resume_from = resolve_resume(cfg)  # before any work: a wrong or mismatched checkpoint fails here
     job_name = HydraConfig.get().job.name if HydraConfig.initialized() else "train"
     check_new_run_dir(cfg.paths.output_dir, job_name)  # never write into another run's directory
@@ -131,6 +133,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         loggers = instantiate_loggers(cfg.get("logger"), task_name=cfg.get("task_name", "train"))
         callbacks = instantiate_callbacks(cfg.get("callbacks")) + dashboard_callbacks(loggers)
         callbacks.append(Accel(cfg.get("accel", "auto")))  # CPU speed-ups, opt-in (accel.py)
+        callbacks.append(compile_callback)  # torch.compile of the network, opt-in (compile.py)
         callbacks.append(FiniteCheckpoints())  # a checkpoint reaches the disk once its weights gave a finite loss
         if resume_from is not None:
             callbacks.append(CarryBestCheckpoint())  # the resumed run's best score and file, into this directory

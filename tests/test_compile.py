@@ -1,0 +1,108 @@
+"""``compile.*``: torch.compile of the network for training (``internet_plus.compile``).
+
+The tracing is checked with the ``aot_eager`` backend (Dynamo and AOTAutograd without code generation: about 17 s for
+InterNet+ on two cores; Inductor's CPU code generation for the training graph takes over three minutes there). The
+Inductor and CUDA-graph versions run in ``tests/test_gpu.py`` and in ``make gpu-check`` on a GPU.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, tiny_train_overrides
+from fakes.batch import training_batch
+from torch._dynamo.utils import counters
+
+from internet_plus.checkpoints import load_model
+from internet_plus.compile import (
+    CompileConfigError,
+    CompileNetwork,
+    compile_network,
+    compile_options,
+    is_compiled,
+)
+from internet_plus.tasks import train as train_task
+from internet_plus.tools.benchmark import build_model
+
+
+def test_the_default_node_compiles_nothing_and_each_mode_maps_to_torch_compile() -> None:
+    node = {"enabled": False, "mode": "default", "backend": "inductor", "dynamic": False, "fullgraph": False}
+    assert compile_options(node) is None and compile_options(None) is None
+    assert compile_options({**node, "enabled": True}) == {"backend": "inductor", "dynamic": False, "fullgraph": False}
+    overhead = compile_options({**node, "enabled": True, "mode": "reduce-overhead"})
+    assert overhead is not None and overhead["mode"] == "reduce-overhead"
+    assert CompileNetwork(node).options is None
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"mode": "fastest"}, "compile.mode='fastest'"),
+        ({"backend": "turbo"}, "compile.backend='turbo'"),
+        ({"enabled": "yes"}, "compile.enabled='yes'"),
+        ({"dynamic": 3}, "compile.dynamic=3"),
+        ({"fulgraph": True}, "unknown key(s) ['fulgraph']"),
+    ],
+)
+def test_a_wrong_node_is_refused_by_name_even_when_compilation_is_off(change: dict, named: str) -> None:
+    node = {"enabled": False, "mode": "default", "backend": "inductor", **change}
+    with pytest.raises(CompileConfigError, match=re.escape(named)):
+        CompileNetwork(node)
+
+
+def test_the_compiled_network_traces_whole_and_trains_exactly_as_eager() -> None:
+    """One graph for normalisation, feature extractor and PoseNet (``fullgraph=True`` fails on any graph break);
+    the state-dict keys stay those of the eager model; with ``aot_eager`` the loss and every gradient of a training
+    step equal eager's."""
+    torch.manual_seed(0)
+    eager = build_model("internet_plus", 64).train()
+    compiled = build_model("internet_plus", 64).train()
+    compiled.load_state_dict(eager.state_dict())
+    keys = list(compiled.state_dict())
+    compile_network(compiled, {"backend": "aot_eager", "fullgraph": True, "dynamic": False})
+    assert is_compiled(compiled) and not is_compiled(eager)
+    assert list(compiled.state_dict()) == keys
+
+    batch = training_batch(2, 64, torch.device("cpu"))
+    losses = []
+    for model in (eager, compiled):
+        outputs = model(batch["image"])
+        loss = model.criterion({k: v.float() for k, v in outputs.items()}, batch)["loss"]
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.equal(losses[0], losses[1])
+    for (name, p_eager), p_compiled in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        assert torch.allclose(p_eager.grad, p_compiled.grad, rtol=1e-5, atol=1e-7), name
+    # the batch norms' running statistics are updated through the compiled graph as in eager mode
+    for (name, b_eager), b_compiled in zip(eager.named_buffers(), compiled.buffers(), strict=True):
+        assert torch.allclose(b_eager.float(), b_compiled.float(), rtol=1e-5, atol=1e-7), name
+
+
+def test_train_py_with_compile_enabled_trains_the_compiled_network_and_saves_plain_checkpoints(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    overrides = tiny_train_overrides(
+        synthetic_root,
+        tmp_path,
+        "compile.enabled=true",
+        "compile.backend=aot_eager",
+        "compile.fullgraph=true",
+        "trainer.max_epochs=1",
+        "data.limit_train_samples=8",
+        "logger=none",
+    )
+    cfg = compose_config("train", overrides, run_dir)
+    graphs_before = counters["stats"]["unique_graphs"]
+    results = train_task.run(cfg)
+    assert counters["stats"]["unique_graphs"] > graphs_before  # the fit ran the compiled network
+    assert results["test/epe_mm"] == results["test/epe_mm"]  # finite metrics after the compiled fit
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    eager = load_model(ckpt)  # a checkpoint of a compiled run loads into the eager model, key for key
+    assert not is_compiled(eager)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert set(saved) == set(eager.state_dict())
+    assert not any("_orig_mod" in k for k in saved)
