@@ -33,10 +33,10 @@ test: install ## Run the whole test suite on the CPU (what CI runs), one worker 
 test-fast: install ## Run the tests not marked slow
 	WANDB_MODE=disabled $(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not gpu"
 
-test-gpu: install ## Run the CUDA-only tests (AMP steps, the loss backward, the inference copy, the device warp and JPEG decoding on CUDA); on a GPU machine
+test-gpu: install ## Run the CUDA-only tests (AMP steps, the loss backward, the inference copy, the device warp and JPEG decoding, compiled training on CUDA); on a GPU machine
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m gpu
 
-gpu-check: install ## GPU readiness: AMP/DDP training paths, Tables 3-4 on the GPU, data wait (OUT=<dir>); a CPU dry run without CUDA
+gpu-check: install ## GPU readiness: AMP/DDP training paths, Tables 3-4, compiled training, a profile, data wait (OUT=<dir>, ARGS="--sections a,b"); a CPU dry run without CUDA
 	WANDB_MODE=disabled $(BIN)/python -m internet_plus.tools.gpu_check $(if $(OUT),--out $(OUT)) $(ARGS)
 
 train: install ## Quickstart: InterNet+ on the synthetic data set, CPU, < 10 min; prints the metrics table

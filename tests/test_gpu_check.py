@@ -8,6 +8,7 @@ end to end.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import torch
 from conftest import ROOT
 
 from internet_plus.tools import gpu_check as gc
+from internet_plus.tools.gpu_check.compiled_training import training_ratios
 
 H200 = ROOT / "experiments" / "performance" / "gpu_nvidia_h200"
 
@@ -102,6 +104,78 @@ def test_goals_are_the_internet_plus_over_internet_ratios() -> None:
     assert goals["data_wait_auto_worst"] == 0.07 and not goals["data_wait_goal_met"]
     assert goals["paper"]["throughput"]["32"] == pytest.approx(296.41 / 257.26)
 
+    # compiled variants: judged on the same settings for both models, "best vs best" only reported
+    report.sections["compiled_training"] = {"ratios": {"eager": 1.1, "compiled": 1.25, "best vs best": 1.6}}
+    goals = gc.goals(report)
+    assert goals["compiled_training_ratios"]["best vs best"] == 1.6
+    assert goals["training_ratio_best"] == 1.25 and not goals["training_goal_met"]
+    report.sections["compiled_training"]["ratios"]["compiled reduce-overhead"] = 1.31
+    assert gc.goals(report)["training_goal_met"]
+
+
+def test_training_ratios_per_variant_and_each_model_at_its_fastest() -> None:
+    results = {
+        "internet_plus": {"eager": {"time_per_iteration_s": 0.030}, "compiled": {"time_per_iteration_s": 0.012}},
+        "resnet50": {"eager": {"time_per_iteration_s": 0.027}, "compiled": {"error": "RuntimeError: no triton"}},
+    }
+    ratios = training_ratios(results)
+    assert ratios == {"eager": pytest.approx(0.9), "best vs best": pytest.approx(0.027 / 0.012)}
+
+
+def test_a_compiled_variant_that_computes_something_else_fails_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first loss of every variant is held against eager's: a "compilation" that changes the network (here it
+    adds noise to its weights) is caught, and a variant that raises is a failed check while the others still run."""
+    ct = importlib.import_module("internet_plus.tools.gpu_check.compiled_training")  # the module, not the function
+
+    def altered(model: torch.nn.Module, options: dict) -> torch.nn.Module:
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+        return model
+
+    monkeypatch.setattr(ct, "compile_network", altered)
+    monkeypatch.setattr(ct, "PAPER_MODELS", ("internet_plus",))
+    settings = gc.Settings.dry()
+    settings.warmup, settings.repeats = 0, 1
+    report = gc.Report()
+    section = ct.compiled_training(settings, report)
+    failed = {c["name"] for c in report.failed}
+    assert failed == {"internet_plus compiled: first loss == eager's"}
+    entry = section["results"]["internet_plus"]
+    assert entry["eager channels-last"]["first_loss_rel_err"] < 1e-4  # the layout alone changes nothing
+
+    def broken(model: torch.nn.Module, options: dict) -> torch.nn.Module:
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(ct, "compile_network", broken)
+    report = gc.Report()
+    section = ct.compiled_training(settings, report)
+    assert [c["name"] for c in report.failed] == ["internet_plus compiled: ran"]
+    assert "no C++ compiler" in section["results"]["internet_plus"]["compiled"]["error"]
+    assert section["results"]["internet_plus"]["eager channels-last"]["losses_finite"]
+
+    report = gc.Report()  # no time left: the compiled variant is recorded as skipped, not failed
+    section = ct.compiled_training(settings, report, gc.Budget(-1.0))
+    assert "skipped" in section["results"]["internet_plus"]["compiled"] and not report.failed
+
+
+def test_sections_run_in_the_order_asked_and_an_unknown_one_is_refused_before_any_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import internet_plus.tools.gpu_check.cli as cli
+
+    with pytest.raises(SystemExit, match="unknown"):
+        gc.main(["--dry-run", "--out", str(tmp_path / "none"), "--sections", "profile,warp_speed"])
+    assert not (tmp_path / "none").exists()
+
+    ran = []
+    monkeypatch.setattr(cli, "profile_section", lambda settings, report: ran.append("profile") or {})
+    monkeypatch.setattr(cli, "loss_parity", lambda settings, report: ran.append("loss_parity") or {})
+    assert gc.main(["--dry-run", "--out", str(tmp_path), "--sections", "profile,loss_parity"]) == 0
+    assert ran == ["profile", "loss_parity"]
+    assert list(json.loads((tmp_path / "gpu_check.json").read_text())["sections"]) == ["profile", "loss_parity"]
+
 
 @pytest.mark.parametrize("run", [1, 2])
 def test_the_recorded_h200_reports_render_as_committed(run: int) -> None:
@@ -155,6 +229,13 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     }
     assert all(r["steps"] == report["settings"]["data_wait_device_steps"] for r in waits if r["path"] != "worker")
     assert all(0.0 <= r["data_wait_fraction"] <= 1.0 and r["samples_per_s"] > 0 for r in waits)
+    compiled = report["sections"]["compiled_training"]
+    assert set(compiled["variants"]) == {"eager", "eager channels-last", "compiled"}  # CUDA graphs: GPU only
+    for entry in compiled["results"].values():  # traced with aot_eager: the same first loss as eager
+        assert entry["compiled"]["first_loss_rel_err"] <= 1e-4 and entry["compiled"]["first_step_s"] > 0
+    assert set(compiled["ratios"]) == {"eager", "eager channels-last", "compiled", "best vs best"}
+    profiled = report["sections"]["profile"]["results"]
+    assert all(r["aten_ops_per_step"] > 100 and len(r["top_operations"]) == 10 for r in profiled.values())
     markdown = (tmp_path / "gpu_check.md").read_text()
     assert markdown.startswith("# GPU check — CPU dry run")
     assert "| interhand | decode_on=device |" in markdown and "| rhd | warp_on=device |" in markdown

@@ -4,8 +4,8 @@ measured on the GPU, and whether the input pipeline keeps the GPU fed.
     python -m internet_plus.tools.gpu_check [--out DIR] [--budget-s 600] [--sections a,b] [--dry-run]
     make gpu-check [OUT=DIR] [ARGS="--sections inference,data_wait"]
 
-Sections, in the order they run (each one's time is recorded; a section that would start after ``--budget-s`` is
-recorded as skipped, never silently dropped):
+Sections, in the order below unless ``--sections`` names a subset in another order (each one's time is recorded; a
+section that would start after ``--budget-s`` is recorded as skipped, never silently dropped):
 
 1. ``training_matrix`` — every backbone of the registry (``conf/backbone/*.yaml``) × ``32-true`` / ``16-mixed`` /
    ``bf16-mixed`` (and channels-last on for InterNet+ and InterNet under ``16-mixed``): 30 optimiser steps of the
@@ -23,13 +23,21 @@ recorded as skipped, never silently dropped):
    machine with two or more GPUs) with ``metrics.json`` checked.
 4. ``inference`` — per backbone, eager inference at batch 1, 8, 32 in float32 (cuDNN's TF32 as PyTorch defaults),
    float16 and bfloat16 autocast; ``optimize_for_inference`` against eager (same precision); ``torch.compile`` of
-   that copy for InterNet+ and InterNet (float16 at every batch size, bfloat16 at the largest). Parity is the
+   that copy for InterNet+ and InterNet (``inference.compiled_plan``: the largest batch in float16 and bfloat16, and
+   with CUDA graphs the smallest and the largest batch in float16). Parity is the
    relative L2 error of the heatmaps, root depth and hand logits within ``PARITY_RTOL[precision]``; the untrained
    models' BatchNorm statistics are first calibrated on the input (``calibrate_batchnorm``), since in eval mode with
    the initial statistics InterNet+'s features vanish and float16 would compare zeros.
 5. ``training_speed`` — Table 3: per backbone, parameters, MiB, s/iteration at the paper's batch (16 per GPU) for
    each precision (warm-up, median), ``torch.cuda.max_memory_allocated`` over a step.
-6. ``data_wait`` — 200 training steps of InterNet+ under ``16-mixed`` with the real DataModules (RHD-format PNGs from
+6. ``compiled_training`` — InterNet+ and InterNet at the paper's batch under ``16-mixed``: the training step eager,
+   channels-last, and compiled as ``train.py compile.enabled=true`` compiles it (Inductor; on a GPU also with CUDA
+   graphs, ``compile.mode=reduce-overhead``): s/iteration, the first step's time, peak
+   memory; every variant's first loss must equal eager's from the same weights. Ratios per variant and for each
+   model at its fastest.
+7. ``profile`` — ``torch.profiler`` over a few eager training steps of InterNet+ and InterNet: GPU kernels per step,
+   the GPU's busy time and its share of the step's wall time (launch-bound or compute-bound), the top operations.
+8. ``data_wait`` — 200 training steps of InterNet+ under ``16-mixed`` with the real DataModules (RHD-format PNGs from
    the synthetic generator, InterHand2.6M-format JPEGs), augmentation on, at ``num_workers=auto`` and at one worker
    per core but one; the data wait is the time the training loop waits between steps (the GPU synchronised at each
    step's end) over the whole time, steps after the first ten. Also each format's per-core pipeline rate, and at auto
@@ -38,17 +46,21 @@ recorded as skipped, never silently dropped):
 
 The InterNet+/InterNet ratios are put beside the paper's (Table 4 throughput 0.875 at batch 1 and 1.152 at batch 32;
 Table 3 0.58 vs 0.61 s/iteration) and the goals (≥ 1.35 inference at batch 32, ≥ 1.3 training, data wait ≤ 5 %).
+The training goal is judged on ratios with both models under the same settings (a precision, a compiled variant);
+each model at its fastest is reported beside it.
 Outputs: ``gpu_check.json`` (everything) and ``gpu_check.md`` (the tables) in ``--out``, by default
 ``experiments/performance/gpu_<device>/``; an existing report there is never overwritten (a new name is used).
 
 On a machine without CUDA the command says so and runs ``--dry-run``: every section on the CPU at tiny sizes
-(64 px, 2 backbones, a few steps; ``16-mixed`` and ``torch.compile`` are skipped), so that its own logic is checked
+(64 px, 2 backbones, a few steps; ``16-mixed`` and Inductor are skipped, the compiled training step is traced with
+``aot_eager``), so that its own logic is checked
 (CI runs it through the tests). It exits 0 when every check passed, 1 otherwise; the dry run produces no GPU figures.
 """
 
 from __future__ import annotations
 
 from internet_plus.tools.gpu_check.cli import machine_info, main, parse_args
+from internet_plus.tools.gpu_check.compiled_training import compiled_training, training_ratios
 from internet_plus.tools.gpu_check.data_wait import data_wait
 from internet_plus.tools.gpu_check.helpers import (
     StepRecorder,
@@ -66,6 +78,7 @@ from internet_plus.tools.gpu_check.helpers import (
     synthetic_datamodule,
 )
 from internet_plus.tools.gpu_check.inference import inference_section
+from internet_plus.tools.gpu_check.profile import profile_section
 from internet_plus.tools.gpu_check.report_md import goals, markdown
 from internet_plus.tools.gpu_check.settings import (
     AUTOCAST,
@@ -101,6 +114,7 @@ __all__ = [
     "Settings",
     "StepRecorder",
     "SyncBatchNormProbe",
+    "compiled_training",
     "data_wait",
     "ddp_child",
     "ddp_section",
@@ -118,10 +132,12 @@ __all__ = [
     "max_consecutive",
     "output_errors",
     "parse_args",
+    "profile_section",
     "quiet_lightning",
     "relative_error",
     "skipped_steps",
     "synthetic_datamodule",
     "training_matrix",
+    "training_ratios",
     "training_speed",
 ]

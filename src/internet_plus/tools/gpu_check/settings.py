@@ -33,7 +33,16 @@ LOSS_RTOL = 1e-4
 PARITY_RTOL = {"float32": 1e-2, "float16": 2e-2, "bfloat16": 8e-2}
 #: The GPU goals (measured here, not by tests).
 GOALS = {"inference_ratio_b32": 1.35, "training_ratio": 1.3, "data_wait_fraction": 0.05}
-SECTIONS = ("training_matrix", "loss_parity", "ddp", "inference", "training_speed", "data_wait")
+SECTIONS = (
+    "training_matrix",
+    "loss_parity",
+    "ddp",
+    "inference",
+    "training_speed",
+    "compiled_training",
+    "profile",
+    "data_wait",
+)
 
 
 # ---------------------------------------------------------------------------------------------------- settings
@@ -53,6 +62,9 @@ class Settings:
     warmup: int = 3
     repeats: int = 10
     compile: bool = True
+    compile_backend: str = "inductor"  # the compiled_training section's backend (aot_eager in the dry run)
+    compiled_precision: str = "16-mixed"  # the compiled_training and profile sections' precision (trainer=gpu's)
+    profile_steps: int = 5
     data_wait_steps: int = 200
     data_wait_device_steps: int = 200  # each device path (warp_on / decode_on = device), at auto workers
     data_wait_samples: int = 512
@@ -77,6 +89,9 @@ class Settings:
             warmup=1,
             repeats=2,
             compile=False,
+            compile_backend="aot_eager",  # Inductor's CPU code generation of the training graph takes minutes
+            compiled_precision="32-true",
+            profile_steps=2,
             data_wait_steps=8,
             data_wait_device_steps=4,
             data_wait_samples=16,
