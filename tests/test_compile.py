@@ -7,12 +7,17 @@ Inductor and CUDA-graph versions run in ``tests/test_gpu.py`` and in ``make gpu-
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, tiny_train_overrides
+from conftest import ROOT, compose_config, tiny_train_overrides
 from fakes.batch import training_batch
 from torch._dynamo.utils import counters
 
@@ -54,7 +59,7 @@ def test_a_wrong_node_is_refused_by_name_even_when_compilation_is_off(change: di
 
 
 def test_the_compiled_network_traces_whole_and_trains_exactly_as_eager() -> None:
-    """One graph for normalisation, feature extractor and PoseNet (``fullgraph=True`` fails on any graph break);
+    """One graph each for the feature extractor and PoseNet (``fullgraph=True`` fails on any graph break);
     the state-dict keys stay those of the eager model; with ``aot_eager`` the loss and every gradient of a training
     step equal eager's."""
     torch.manual_seed(0)
@@ -106,3 +111,27 @@ def test_train_py_with_compile_enabled_trains_the_compiled_network_and_saves_pla
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert set(saved) == set(eager.state_dict())
     assert not any("_orig_mod" in k for k in saved)
+
+
+@pytest.mark.slow
+def test_compiled_training_under_ddp_compiles_the_network_only(synthetic_root: Path, tmp_path: Path) -> None:
+    """Two processes (``trainer=ddp_cpu``, gloo) with ``compile.fullgraph=true``: Lightning's DDP calls the steps
+    through the LightningModule's ``__call__``, so compiling that module would trace the loss, the metrics and the
+    logging, and break its graph there (fullgraph makes that an error). Only the feature extractor and PoseNet are
+    compiled, and the run ends with finite metrics."""
+    run_dir = tmp_path / "ddp_run"
+    args = [
+        str(ROOT / "train.py"),
+        *tiny_train_overrides(synthetic_root, tmp_path, "debug=limit"),
+        "trainer=ddp_cpu",
+        "compile.enabled=true",
+        "compile.backend=aot_eager",
+        "compile.fullgraph=true",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "network compiled with torch.compile" in proc.stdout + proc.stderr
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert math.isfinite(metrics["test/epe_mm"])

@@ -14,10 +14,12 @@ against 23.8 GFLOPs per image; feature extractors 3.75 against 10.68), and at ba
 cost altogether; ``make gpu-check`` measures both against eager for InterNet+ and InterNet (section
 ``compiled_training``).
 
-What is compiled: the LightningModule's ``__call__`` (normalisation, feature extractor, PoseNet; one graph), in place
-with :meth:`torch.nn.Module.compile`. Parameters, buffers, state-dict keys and checkpoints are those of the eager
-model, so a checkpoint of a compiled run loads anywhere, and resuming works with compilation on or off. InterNet's
-loss, the optimiser step and everything Lightning does around the step stay eager. The paper's model classes are
+What is compiled: the feature extractor and PoseNet (a graph each), in place with :meth:`torch.nn.Module.compile`;
+the input normalisation before them is one or two operations and stays eager. Parameters, buffers, state-dict keys
+and checkpoints are those of the eager model, so a checkpoint of a compiled run loads anywhere, and resuming works
+with compilation on or off. InterNet's loss, the optimiser step and everything Lightning does around the step stay
+eager (also under DDP, where Lightning calls the steps through the LightningModule's ``__call__``: that is why the
+LightningModule itself is not compiled). The paper's model classes are
 untouched: :class:`CompileNetwork` applies the compilation from outside, when training starts; ``eval.py`` and
 ``predict.py`` run eager (for inference, :func:`internet_plus.models.inference.optimize_for_inference` takes
 ``compile=True``).
@@ -90,16 +92,22 @@ def compile_options(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return options
 
 
-def compile_network(module: torch.nn.Module, options: Mapping[str, Any]) -> torch.nn.Module:
-    """Compile ``module``'s ``__call__`` in place (:meth:`torch.nn.Module.compile`) with ``torch.compile``'s keyword
-    arguments ``options``; returns the same module, whose parameters and state-dict keys are unchanged."""
-    module.compile(**dict(options))
-    return module
+def compile_network(model: torch.nn.Module, options: Mapping[str, Any]) -> torch.nn.Module:
+    """Compile the network of ``model`` (a :class:`~internet_plus.lit_module.HandPoseModule`) in place: its feature
+    extractor and PoseNet, each with :meth:`torch.nn.Module.compile` and ``torch.compile``'s keyword arguments
+    ``options``. Returns ``model``, whose parameters and state-dict keys are unchanged.
+
+    Not the LightningModule's own ``__call__``: under DDP, Lightning runs ``training_step``, ``validation_step`` and
+    ``test_step`` through the module's ``__call__`` (its forward redirection), so compiling that would compile the
+    loss, the metrics and the logging too."""
+    for part in (model.backbone, model.posenet):
+        part.compile(**dict(options))
+    return model
 
 
-def is_compiled(module: torch.nn.Module) -> bool:
-    """Whether :func:`compile_network` (``nn.Module.compile``) was applied to ``module``."""
-    return getattr(module, "_compiled_call_impl", None) is not None
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether :func:`compile_network` was applied to ``model``."""
+    return all(getattr(part, "_compiled_call_impl", None) is not None for part in (model.backbone, model.posenet))
 
 
 def uses_cuda_graphs(options: Mapping[str, Any]) -> bool:
