@@ -218,6 +218,35 @@ def test_internet_as_published_without_imagenet_weights_stops_before_any_data_wo
     assert not data_root.exists()
 
 
+def test_a_run_from_initial_weights_resumes_on_a_machine_without_the_weights_file(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    """InterNet started from a weights file (as ``pretrained: true`` starts from ImageNet's) resumes after the file is
+    gone: the checkpoint replaces every weight, so the file is not read; the saved configuration still names it."""
+    from torchvision.models import resnet50
+
+    initial = tmp_path / "initial_resnet50.pth"
+    torch.save(resnet50(weights=None).state_dict(), initial)
+    common = ["backbone=resnet50", f"model.backbone.weights_path={initial}", "data.limit_train_samples=8"]
+    common += ["data.limit_eval_samples=8", "accel=off"]
+    first = tmp_path / "first"
+    train_task.run(
+        compose_config("train", tiny_train_overrides(synthetic_root, tmp_path, *common, "trainer.max_epochs=1"), first)
+    )
+    initial.unlink()  # another machine: no initial weights there
+
+    second = tmp_path / "second"
+    resume = f"resume={first / 'checkpoints' / 'last.ckpt'}"
+    results = train_task.run(
+        compose_config(
+            "train", tiny_train_overrides(synthetic_root, tmp_path, *common, resume, "trainer.max_epochs=2"), second
+        )
+    )
+    assert math.isfinite(results["test/epe_mm"])
+    last = torch.load(second / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 1 and last["hyper_parameters"]["backbone"]["weights_path"] == str(initial)
+
+
 def test_the_paper_protocol_scores_the_last_epoch_and_only_monitors_the_evaluation_split(
     synthetic_root: Path, tmp_path: Path
 ) -> None:

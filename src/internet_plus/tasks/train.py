@@ -12,6 +12,7 @@ and exits with status 143 without testing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -34,7 +35,7 @@ from internet_plus.callbacks import (
     SigtermCheckpoint,
 )
 from internet_plus.compile import CompileNetwork
-from internet_plus.models.backbones.resnet import PretrainedWeightsError
+from internet_plus.models.backbones.resnet import PretrainedWeightsError, initial_weights_replaced
 from internet_plus.tasks.common import (
     check_accelerator,
     check_config,
@@ -118,7 +119,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     choice = HydraConfig.get().runtime.choices.get("backbone") if HydraConfig.initialized() else "?"
     log.info("model: backbone %s (%s)", choice, cfg.model.backbone._target_)
-    model = build_model(cfg.model)  # first: missing initial weights stop the run here, before any data work
+    # first: missing initial weights stop the run here, before any data work; a resumed run does not read them (its
+    # checkpoint replaces every weight), so it resumes on a machine without the ImageNet file
+    with initial_weights_replaced() if resume_from is not None else contextlib.nullcontext():
+        model = build_model(cfg.model)
     model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # saved with every checkpoint
     log.info("data: %s", cfg.data._target_)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")

@@ -10,23 +10,48 @@ internet §1), and so does ``pretrained: true``. Nothing is downloaded at run ti
 2. ``weights_path``, any local ResNet-50 state dict (a torchvision file, or one saved with ``state_dict()``).
 
 When neither holds them, :class:`PretrainedWeightsError` names the exact file, where to put it and how to check it.
+Inside :func:`initial_weights_replaced` (a resumed run, whose checkpoint's weights replace them at once) they are not
+read at all, so a run can resume on a machine that lacks the file; its configuration still says where it started.
 Every key of the backbone must load (the ``fc`` classifier is dropped); anything missing, unexpected or of another
 shape is refused with the names of the offending keys.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
-__all__ = ["IMAGENET_WEIGHTS", "PretrainedWeightsError", "ResNet50Backbone", "imagenet_weights_file"]
+__all__ = [
+    "IMAGENET_WEIGHTS",
+    "PretrainedWeightsError",
+    "ResNet50Backbone",
+    "imagenet_weights_file",
+    "initial_weights_replaced",
+]
 
 #: The weights InterNet starts from (torchvision's ``IMAGENET1K_V1``).
 IMAGENET_WEIGHTS = ResNet50_Weights.IMAGENET1K_V1
+
+
+_INITIAL_WEIGHTS_REPLACED: ContextVar[bool] = ContextVar("initial_weights_replaced", default=False)
+
+
+@contextlib.contextmanager
+def initial_weights_replaced() -> Iterator[None]:
+    """Backbones built inside skip reading their initial weights (``pretrained``, ``weights_path``): the caller
+    replaces every weight right after, from a checkpoint (``train.py resume=...``)."""
+    token = _INITIAL_WEIGHTS_REPLACED.set(True)
+    try:
+        yield
+    finally:
+        _INITIAL_WEIGHTS_REPLACED.reset(token)
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -77,7 +102,7 @@ class ResNet50Backbone(nn.Module):
     def __init__(self, pretrained: bool = False, weights_path: str | None = None) -> None:
         super().__init__()
         net = resnet50(weights=None)
-        if pretrained or weights_path:
+        if (pretrained or weights_path) and not _INITIAL_WEIGHTS_REPLACED.get():
             self._load_into(net, self._find_weights(bool(pretrained), weights_path))
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
