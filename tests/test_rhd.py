@@ -801,22 +801,51 @@ def test_a_skipped_evaluation_sample_is_counted_in_metrics_json(tmp_path: Path) 
     assert metrics["test/skipped_samples"] == 1.0 and metrics["test/epe_mm"] > 0
 
 
-def test_a_training_sample_that_cannot_be_cropped_is_named(tmp_path: Path) -> None:
-    """Keypoints at 1e7 px in a *training* annotation (not checked at setup: training samples are many and are not
-    scored) stop the first epoch with the image file named, not a bare crop error."""
+def test_far_crop_keypoints_flags_garbage_but_not_a_hand_partly_out_of_view() -> None:
+    from internet_plus.data.sample_checks import TRAINING_UV_MARGIN, far_crop_keypoints
+
+    uv = np.full((4, 21, 2), 160.0)
+    uv[1, 3] = (-2 * 320, 900.0)  # two image sizes out: a hand partly out of view, kept
+    uv[2, 7] = (160.0, 320 * (1 + TRAINING_UV_MARGIN) + 1)  # just beyond the margin
+    uv[3, 0] = (np.nan, 0.0)
+    far = far_crop_keypoints(uv, (320, 320))
+    assert sorted(far) == [2, 3]
+    assert "keypoint 7 at uv [160.0, 3521.0]" in far[2] and "1 keypoint(s)" in far[3]
+
+
+@pytest.mark.parametrize("keypoints", ["all", "some"])
+def test_a_training_sample_whose_crop_cannot_show_the_hand_stops_at_setup(tmp_path: Path, keypoints: str) -> None:
+    """Keypoints at 1e7 px in a *training* annotation: all of them (no box at all) or a few (the box still has a size,
+    thousands of images wide: an all-black crop that would train on nothing). Setup stops naming the image and the
+    sample, before the first step; ``on_bad_sample=skip`` trains without it."""
     root = tmp_path / "RHD_published_v2"
     _build_rhd_tree(root, num_train=4)
     path = root / "training" / "anno_training.pickle"
     anno = pickle.loads(path.read_bytes())
     sample_id = sorted(anno)[0]
-    anno[sample_id]["uv_vis"][:, :2] = 1e7
+    if keypoints == "all":
+        anno[sample_id]["uv_vis"][:, :2] = 1e7
+    else:
+        anno[sample_id]["uv_vis"][::7, :2] = 1e7  # 6 of 42 joints, 3 in each hand
     path.write_bytes(pickle.dumps(anno, protocol=2))
-    dm = _datamodule(root, val_fraction=0.0)
-    dm.setup("fit")
     with pytest.raises(
-        ValueError, match=rf"training/color/{sample_id:05d}\.png \(sample \d+ of this split\): cannot crop"
+        DatasetLayoutError,
+        match=rf"1 training-split sample\(s\) cannot be cropped.*\n  - .*training/color/{sample_id:05d}\.png "
+        rf"\(sample {sample_id}\): \d+ keypoint\(s\) of the crop box .* more than 10 image size",
     ):
-        list(dm.train_dataloader())
+        _datamodule(root, val_fraction=0.0).setup("fit")
+
+    dm = _datamodule(root, val_fraction=0.0, on_bad_sample="skip")
+    dm.setup("fit")
+    assert len(dm.train_set) == 3
+    # the sample itself, read anyway, still names its file when no crop can be made (every dataset's __getitem__)
+    if keypoints == "all":
+        position = [r.sample_id for r in dm.records("train")].index(sample_id)
+        dataset = dm._make_dataset("train", [position], augment=False)
+        with pytest.raises(
+            ValueError, match=rf"training/color/{sample_id:05d}\.png \(sample 0 of this split\): cannot"
+        ):
+            dataset[0]
 
 
 def test_every_split_is_checked_at_setup(tmp_path: Path) -> None:

@@ -560,3 +560,21 @@ def test_bad_test_frame_stops_setup_or_is_skipped(tmp_path: Path) -> None:
     lenient.setup("test")
     assert lenient.skipped_test_samples == 1 and ("B1Counting", 1) not in lenient.test_set.sample_ids
     assert len(lenient.test_set) == 2 * N_FRAMES - 1
+
+
+def test_a_training_frame_whose_crop_cannot_show_the_hand_stops_setup_or_is_skipped(tmp_path: Path) -> None:
+    """One joint 30 m to the side in a training label: its projection is far outside the image and the crop box,
+    thousands of images wide, would be black. Setup stops naming the frame; ``on_bad_sample=skip`` trains without it."""
+    root = write_stb_tree(tmp_path / "STB", views=("sk",))
+    hand_para = scipy.io.loadmat(str(root / "labels" / "B2Counting_SK.mat"))["handPara"]
+    hand_para[0, 5, 1] += 30000.0  # mm: 30 m to the side at about 0.4 m
+    write_labels(root, "B2Counting", "SK", hand_para)
+    kwargs = dict(root=str(root), batch_size=2, num_workers=0, input_size=64, val_fraction=0.0)
+    with pytest.raises(
+        DatasetLayoutError,
+        match=r"SK_color_1\.png \(frame 1 of labels/B2Counting_SK\.mat\): \d+ keypoint\(s\) of the crop",
+    ):
+        STBDataModule(**kwargs).setup("fit")
+    lenient = STBDataModule(**kwargs, on_bad_sample="skip")
+    lenient.setup("fit")
+    assert len(lenient.train_set) == 10 * N_FRAMES - 1  # B2-B6, two sequences each, less the bad frame

@@ -43,7 +43,11 @@ from internet_plus.data.device_decode import check_decode_on
 from internet_plus.data.device_warp import check_warp_on, collate_device_samples, warp_device_batch
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.rootnet import RootNetSamples
-from internet_plus.data.sample_checks import apply_bad_sample_policy, check_bad_sample_policy
+from internet_plus.data.sample_checks import (
+    apply_bad_sample_policy,
+    apply_training_crop_policy,
+    check_bad_sample_policy,
+)
 from internet_plus.data.transforms import AugmentationConfig
 
 log = logging.getLogger(__name__)
@@ -184,9 +188,10 @@ class HandPoseDataModule(L.LightningDataModule):
         on_bad_image: an image that cannot be read during training or testing: ``"raise"`` stops with its file name,
             ``"skip"`` replaces the sample by the next readable one and reports the count at the end of fit / test
             (subclasses pass it to their datasets, which use :class:`~internet_plus.data.bad_images.BadImagePolicy`).
-        on_bad_sample: an evaluation sample that cannot be scored (:mod:`internet_plus.data.sample_checks`), found at
-            setup: ``"raise"`` stops before training, naming the file and the sample; ``"skip"`` leaves it out, logs
-            the count and reports it as ``test/skipped_samples`` (:attr:`skipped_test_samples`).
+        on_bad_sample: an evaluation sample that cannot be scored, or a training-split sample whose crop cannot show
+            the hand (:mod:`internet_plus.data.sample_checks`), found at setup: ``"raise"`` stops before training,
+            naming the file and the sample; ``"skip"`` leaves it out and logs the count, which for the evaluation
+            split is also reported as ``test/skipped_samples`` (:attr:`skipped_test_samples`).
         warp_on: where the crop warp and colour augmentation run: ``"worker"`` (OpenCV in the loader workers) or
             ``"device"`` (batched on the batch's device after the transfer, :mod:`internet_plus.data.device_warp`;
             the same crops within a fraction of a grey level, the same targets).
@@ -274,6 +279,12 @@ class HandPoseDataModule(L.LightningDataModule):
         scored (:mod:`internet_plus.data.sample_checks`); subclasses check their own annotations."""
         return {}
 
+    def _uncroppable_training_samples(self) -> dict[int, str]:
+        """Position → what is wrong (naming the file and the sample) for each sample of the training split whose
+        crop cannot show the hand (:func:`~internet_plus.data.sample_checks.far_crop_keypoints`); subclasses whose
+        boxes come from keypoints check them."""
+        return {}
+
     def rootnet(self) -> RootNetSamples | None:
         """RootNet's entries of every evaluation sample, in the split's order (``data.rootnet_output``); ``None``
         (the ground-truth box and depth) unless the data set reads RootNet's files."""
@@ -344,6 +355,12 @@ class HandPoseDataModule(L.LightningDataModule):
             train_pos, val_pos = holdout_split(self._split_size("train"), self.val_fraction)
             train_pos = _limit(train_pos, self.limit_train_samples, "limit_train_samples")
             val_pos = _limit(val_pos, self.limit_eval_samples, "limit_eval_samples")
+            uncroppable = self._uncroppable_training_samples()
+            if uncroppable:  # before the first step: a crop that shows nothing would train (or score) silently
+                where = self._split_label("train")
+                train_pos = apply_training_crop_policy(train_pos, uncroppable, self.on_bad_sample, where)
+                if len(val_pos):
+                    val_pos = apply_training_crop_policy(val_pos, uncroppable, self.on_bad_sample, where)
             self.train_set = self._make_dataset("train", train_pos, augment=self.augmentation.enabled)
             self.val_set = self._make_dataset("train", val_pos, augment=False) if len(val_pos) else None
             log.info(

@@ -54,7 +54,7 @@ from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.images import decode_workers
 from internet_plus.data.rootnet import RootNetSamples, box_centre_inside, read_rootnet_output
 from internet_plus.data.safe_pickle import load_restricted_pickle
-from internet_plus.data.sample_checks import annotation_problems
+from internet_plus.data.sample_checks import annotation_problems, far_crop_keypoints
 from internet_plus.data.transforms import (
     AugmentationConfig,
     bbox_from_joints,
@@ -609,6 +609,18 @@ class RHDDataModule(HandPoseDataModule):
             if problems:
                 bad[pos] = f"{record.image_path} (sample {record.sample_id}): " + "; ".join(problems)
         return bad
+
+    def _uncroppable_training_samples(self) -> dict[int, str]:
+        """The training samples whose scored hand's 21 keypoints (its crop box) reach far outside the image."""
+        records = self.records("train")
+        if not records:
+            return {}
+        uv = np.stack([r.uv[hand_slice(r.hand)] for r in records])
+        far = far_crop_keypoints(uv, (rhd_format.IMAGE_SIZE,) * 2)
+        return {
+            pos: f"{records[pos].image_path} (sample {records[pos].sample_id}): {problem}"
+            for pos, problem in far.items()
+        }
 
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> RHDDataset:
         return RHDDataset(

@@ -10,6 +10,13 @@ and, on InterHand2.6M, a box that overlaps the image. One bad sample makes a nul
 
 The per-sample checks here (:func:`annotation_problems`) are used by RHD and STB; InterHand2.6M checks its index with
 the same limits in one vectorised pass (:mod:`internet_plus.data.interhand.datamodule`).
+
+The samples of the training split (training and hold-out validation) are checked at setup for what would silently
+spoil them: the keypoints their crop box is made from (RHD, STB) must be finite and within
+``TRAINING_UV_MARGIN`` image sizes of the image (:func:`far_crop_keypoints`). One keypoint at uv = 10⁷ makes a box
+thousands of images wide, and the crop an all-black picture that trains the model on nothing; ``data.on_bad_sample``
+decides as for evaluation (:func:`apply_training_crop_policy`). The margin is ten times ``data.verify``'s on purpose:
+it is meant to catch garbage, never a real frame with a hand partly out of view (InterNet trains on every sample).
 """
 
 from __future__ import annotations
@@ -28,8 +35,11 @@ __all__ = [
     "BAD_SAMPLE_POLICIES",
     "BAD_SAMPLES_SHOWN",
     "DEPTH_RANGE_MM",
+    "TRAINING_UV_MARGIN",
     "annotation_problems",
     "apply_bad_sample_policy",
+    "apply_training_crop_policy",
+    "far_crop_keypoints",
     "check_bad_sample_policy",
 ]
 
@@ -38,6 +48,8 @@ __all__ = [
 BAD_SAMPLE_POLICIES = ("raise", "skip")
 #: Plausible depth of a scored joint, in mm (the range of ``data.verify``).
 DEPTH_RANGE_MM = (VERIFY_DEPTH_RANGE_M[0] * 1000.0, VERIFY_DEPTH_RANGE_M[1] * 1000.0)
+#: A training sample's crop keypoint may lie this many image sizes outside the image (``data.verify``: 1).
+TRAINING_UV_MARGIN = 10.0
 #: How many bad samples an error or a warning names (the count is always complete).
 BAD_SAMPLES_SHOWN = 5
 
@@ -145,3 +157,64 @@ def apply_bad_sample_policy(
             "reported in metrics.json as test/skipped_samples)."
         )
     return kept, skipped
+
+
+def far_crop_keypoints(
+    uv: np.ndarray, image_size: tuple[int, int], margin: float = TRAINING_UV_MARGIN
+) -> dict[int, str]:
+    """Sample → what is wrong, for the samples of ``uv`` (N×J×2 pixels: the keypoints each crop box is made from)
+    with a keypoint that is not finite or more than ``margin`` image sizes outside the ``(W, H)`` image.
+    Vectorised: the whole training split of RHD or STB in one pass."""
+    uv = np.asarray(uv, dtype=np.float64)
+    width, height = image_size
+    m = margin
+    with np.errstate(invalid="ignore"):
+        bad = (
+            ~np.isfinite(uv).all(axis=-1)
+            | (uv[..., 0] < -m * width)
+            | (uv[..., 0] > (1 + m) * width)
+            | (uv[..., 1] < -m * height)
+            | (uv[..., 1] > (1 + m) * height)
+        )  # N×J
+    out = {}
+    for n in np.flatnonzero(bad.any(axis=1)):
+        j = int(np.argmax(bad[n]))
+        out[int(n)] = (
+            f"{int(bad[n].sum())} keypoint(s) of the crop box not finite or more than {m:g} image size(s) outside the "
+            f"{width}×{height} image (first: keypoint {j} at uv {np.round(uv[n, j], 1).tolist()}): the crop would "
+            "show nothing of the hand"
+        )
+    return out
+
+
+def apply_training_crop_policy(positions: np.ndarray, bad: Mapping[int, str], policy: str, where: str) -> np.ndarray:
+    """The training-split ``positions`` to use, given the samples whose crop cannot show the hand (``bad``: position
+    → what is wrong, naming the file and the sample): ``raise`` stops naming them (only those among ``positions``
+    count), ``skip`` leaves them out with a warning.
+
+    Raises:
+        DatasetLayoutError: ``raise`` and a bad sample among ``positions``, or ``skip`` and none left.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    found = [int(p) for p in positions if int(p) in bad]
+    if not found:
+        return positions
+    shown = "\n  - ".join(bad[p] for p in found[:BAD_SAMPLES_SHOWN])
+    more = f"\n  ... and {len(found) - BAD_SAMPLES_SHOWN} more" if len(found) > BAD_SAMPLES_SHOWN else ""
+    if policy != "skip":
+        raise DatasetLayoutError(
+            f"{where}: {len(found)} training-split sample(s) cannot be cropped around the hand:\n  - {shown}{more}\n"
+            "Fix these annotations, or set data.on_bad_sample=skip to train without them (their count is logged)."
+        )
+    kept = positions[~np.isin(positions, found)]
+    if len(kept) == 0:
+        raise DatasetLayoutError(f"{where}: all {len(positions)} training-split samples cannot be cropped")
+    log.warning(
+        "data: %d %s training-split sample(s) left out (data.on_bad_sample=skip), their crop cannot show the hand:"
+        "\n  - %s%s",
+        len(found),
+        where,
+        shown,
+        more,
+    )
+    return kept

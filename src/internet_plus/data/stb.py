@@ -64,7 +64,7 @@ from internet_plus.data.base_dataset import HandPoseDataset
 from internet_plus.data.datamodule import HandPoseDataModule
 from internet_plus.data.errors import DatasetLayoutError
 from internet_plus.data.rootnet import RootNetSamples, box_centre_inside, read_rootnet_output
-from internet_plus.data.sample_checks import annotation_problems
+from internet_plus.data.sample_checks import annotation_problems, far_crop_keypoints
 from internet_plus.data.transforms import (
     AugmentationConfig,
     bbox_from_joints,
@@ -717,6 +717,19 @@ class STBDataModule(HandPoseDataModule):
                 label = f"labels/{_camera(self.camera).label_name(record.sequence)}"
                 bad[pos] = f"{record.image_path} (frame {record.frame} of {label}): " + "; ".join(problems)
         return bad
+
+    def _uncroppable_training_samples(self) -> dict[int, str]:
+        """The training frames whose projected keypoints (the crop box) reach far outside the image."""
+        records = self.records("train")
+        if not records:
+            return {}
+        far = far_crop_keypoints(np.stack([r.uv for r in records]), IMAGE_SIZE)
+        out = {}
+        for pos, problem in far.items():
+            record = records[pos]
+            label = f"labels/{_camera(self.camera).label_name(record.sequence)}"
+            out[pos] = f"{record.image_path} (frame {record.frame} of {label}): {problem}"
+        return out
 
     def _make_dataset(self, split: str, positions: Sequence[int], augment: bool) -> STBDataset:
         return STBDataset(
