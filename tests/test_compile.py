@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,18 @@ def test_compiled_training_under_ddp_compiles_the_network_only(synthetic_root: P
     assert "network compiled with torch.compile" in proc.stdout + proc.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert math.isfinite(metrics["test/epe_mm"])
+
+
+def test_synchronised_batch_norm_is_refused_with_fullgraph_and_warned_about_otherwise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``trainer=ddp`` converts the batch norms to ``SyncBatchNorm``, at which torch.compile breaks the graph."""
+    model = build_model("internet_plus", 64)
+    model.backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
+    trainer = types.SimpleNamespace(accelerator=None)
+    node = {"enabled": True, "mode": "default", "backend": "aot_eager", "dynamic": False}
+    with pytest.raises(CompileConfigError, match=r"fullgraph=true, but the network has \d+ synchronised batch norms"):
+        CompileNetwork({**node, "fullgraph": True}).on_train_start(trainer, model)
+    assert not is_compiled(model)
+    CompileNetwork({**node, "fullgraph": False}).on_train_start(trainer, model)
+    assert is_compiled(model) and "the graph breaks at each of the" in caplog.text

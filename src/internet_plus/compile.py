@@ -24,6 +24,10 @@ untouched: :class:`CompileNetwork` applies the compilation from outside, when tr
 ``predict.py`` run eager (for inference, :func:`internet_plus.models.inference.optimize_for_inference` takes
 ``compile=True``).
 
+Under ``trainer=ddp`` the batch norms are synchronised (``SyncBatchNorm``), whose collective calls ``torch.compile``
+does not trace (an open PyTorch limitation): the graph breaks at each of them, so the network compiles as many small
+graphs, ``compile.fullgraph=true`` is refused at the start, and a warning says so otherwise.
+
 Costs: the first step of each new input shape (training, then the evaluation passes in eval mode) compiles, tens of
 seconds; under ``reduce-overhead`` each shape also records a CUDA graph and keeps its memory. ``reduce-overhead``
 does nothing more than ``default`` on a CPU (CUDA graphs are CUDA's). The CPU speed goals do not use this: on the
@@ -129,6 +133,19 @@ class CompileNetwork(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         if self.options is None or is_compiled(pl_module):
             return
+        synced = sum(isinstance(m, torch.nn.SyncBatchNorm) for m in pl_module.modules())
+        if synced and self.options.get("fullgraph"):
+            raise CompileConfigError(
+                f"compile.fullgraph=true, but the network has {synced} synchronised batch norms "
+                "(trainer.sync_batchnorm=true, as in trainer=ddp): torch.compile cannot trace their collective calls "
+                "and breaks the graph at each. Set compile.fullgraph=false, or trainer.sync_batchnorm=false"
+            )
+        if synced:
+            log.warning(
+                "compile: the graph breaks at each of the %d synchronised batch norms (torch.compile does not trace "
+                "their collective calls), so the network compiles as many small graphs; measure before relying on it",
+                synced,
+            )
         if uses_cuda_graphs(self.options) and not isinstance(trainer.accelerator, CUDAAccelerator):
             log.warning(
                 "compile.mode=%s records CUDA graphs on CUDA devices only: here it compiles without",
