@@ -103,10 +103,26 @@ def tiny_train_overrides(synthetic_root: Path, tmp_path: Path, *extra: str) -> l
     ]
 
 
+#: The tests that take minutes on 2 cores (``--durations``), started before everything else.
+LONGEST_TESTS = (
+    "test_quickstart_recipe_learns",
+    "test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0",
+    "test_kill_9_then_resume_matches_an_uninterrupted_run",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``gpu`` tests (selected only with ``-m gpu``) need CUDA: say so instead of failing deep inside torch."""
+    """The longest tests run first, longest first, then the other ``slow`` ones (the order is otherwise kept), so
+    that under pytest-xdist (``make test``) no minutes-long test starts near the end while the other workers have
+    nothing left. ``gpu`` tests (selected only with ``-m gpu``) need CUDA: say so instead of failing deep inside
+    torch."""
     import torch
 
+    def rank(item: pytest.Item) -> tuple[int, bool]:
+        longest = LONGEST_TESTS.index(item.name) if item.name in LONGEST_TESTS else len(LONGEST_TESTS)
+        return longest, item.get_closest_marker("slow") is None
+
+    items.sort(key=rank)  # stable: the same order on every worker
     if torch.cuda.is_available():
         return
     reason = pytest.mark.skip(reason="needs a CUDA device (run `make test-gpu` on a GPU machine)")

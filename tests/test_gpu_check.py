@@ -231,7 +231,7 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     assert all(0.0 <= r["data_wait_fraction"] <= 1.0 and r["samples_per_s"] > 0 for r in waits)
     compiled = report["sections"]["compiled_training"]
     assert set(compiled["variants"]) == {"eager", "eager channels-last", "compiled"}  # CUDA graphs: GPU only
-    for entry in compiled["results"].values():  # traced with aot_eager: the same first loss as eager
+    for entry in compiled["results"].values():  # traced by Dynamo alone: the same first loss as eager
         assert entry["compiled"]["first_loss_rel_err"] <= 1e-4 and entry["compiled"]["first_step_s"] > 0
     assert set(compiled["ratios"]) == {"eager", "eager channels-last", "compiled", "best vs best"}
     profiled = report["sections"]["profile"]["results"]

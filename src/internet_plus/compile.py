@@ -3,26 +3,25 @@
     python train.py trainer=gpu compile.enabled=true                          # Inductor, fused kernels
     python train.py trainer=gpu compile.enabled=true compile.mode=reduce-overhead   # plus CUDA graphs
 
-Why it exists: on a large GPU the eager training step of InterNet+ is bound by the number of operations, not by its
-FLOPs. Eager PyTorch dispatches and launches one kernel per operation, and InterNet+ (paper §4, Table 1) is made of
-many small ones: inverted residual blocks with depthwise convolutions, hard-swish, coordinate attention (two pooled
-directions, a shared convolution, two sigmoids, two products) and the FcaNet DCT channel attention. On an NVIDIA
-H200, InterNet+'s eager step at batch 16 took as long as InterNet's (27–33 ms) with 71 % of its FLOPs (16.9
-against 23.8 GFLOPs per image; feature extractors 3.75 against 10.68), and at batch 1 twice as long
-(``experiments/performance/gpu_nvidia_h200/``). Inductor fuses the element-wise chains into fewer kernels, and
-``mode=reduce-overhead`` records the step's kernels once in CUDA graphs and replays them, which removes the launch
-cost altogether; ``make gpu-check`` measures both against eager for InterNet+ and InterNet (section
-``compiled_training``).
+Why it exists: on a large GPU the eager training step of InterNet+ is most likely bound by the number of operations, not
+by its FLOPs (inferred from the timings below; the GPU check's ``profile`` section measures it). Eager PyTorch
+dispatches and launches one kernel per operation, and InterNet+ (paper §4, Table 1) is made of many small ones: inverted
+residual blocks with depthwise convolutions, hard-swish, coordinate attention (two pooled directions, a shared
+convolution, two sigmoids, two products) and the FcaNet DCT channel attention. On an NVIDIA H200, InterNet+'s eager step
+at batch 16 took as long as InterNet's (27–33 ms) with 71 % of its FLOPs (16.9 against 23.8 GFLOPs per image; feature
+extractors 3.75 against 10.68), and at batch 1 twice as long (``experiments/performance/gpu_nvidia_h200/``). Inductor
+fuses the element-wise chains into fewer kernels, and ``mode=reduce-overhead`` records the step's kernels once in CUDA
+graphs and replays them, which removes the launch cost altogether; ``make gpu-check`` measures both against eager for
+InterNet+ and InterNet (section ``compiled_training``).
 
-What is compiled: the feature extractor and PoseNet (a graph each), in place with :meth:`torch.nn.Module.compile`;
-the input normalisation before them is one or two operations and stays eager. Parameters, buffers, state-dict keys
-and checkpoints are those of the eager model, so a checkpoint of a compiled run loads anywhere, and resuming works
-with compilation on or off. InterNet's loss, the optimiser step and everything Lightning does around the step stay
-eager (also under DDP, where Lightning calls the steps through the LightningModule's ``__call__``: that is why the
-LightningModule itself is not compiled). The paper's model classes are
-untouched: :class:`CompileNetwork` applies the compilation from outside, when training starts; ``eval.py`` and
-``predict.py`` run eager (for inference, :func:`internet_plus.models.inference.optimize_for_inference` takes
-``compile=True``).
+What is compiled: the feature extractor and PoseNet (a graph each), in place with :meth:`torch.nn.Module.compile`; the
+input normalisation before them is one or two operations and stays eager. Parameters, buffers, state-dict keys and
+checkpoints are those of the eager model, so a checkpoint of a compiled run loads anywhere, and resuming works with
+compilation on or off. InterNet's loss, the optimiser step and everything Lightning does around the step stay eager
+(also under DDP, where Lightning calls the steps through the LightningModule's ``__call__``: that is why the
+LightningModule itself is not compiled). The paper's model classes are untouched: :class:`CompileNetwork` applies the
+compilation from outside, when training starts; ``eval.py`` and ``predict.py`` run eager (for inference,
+:func:`internet_plus.models.inference.optimize_for_inference` takes ``compile=True``).
 
 Under ``trainer=ddp`` the batch norms are synchronised (``SyncBatchNorm``), whose collective calls ``torch.compile``
 does not trace (an open PyTorch limitation): the graph breaks at each of them, so the network compiles as many small

@@ -52,8 +52,8 @@ Outputs: ``gpu_check.json`` (everything) and ``gpu_check.md`` (the tables) in ``
 ``experiments/performance/gpu_<device>/``; an existing report there is never overwritten (a new name is used).
 
 On a machine without CUDA the command says so and runs ``--dry-run``: every section on the CPU at tiny sizes
-(64 px, 2 backbones, a few steps; ``16-mixed`` and Inductor are skipped, the compiled training step is traced with
-``aot_eager``), so that its own logic is checked
+(64 px, 2 backbones, a few steps; ``16-mixed`` and Inductor are skipped, the compiled training step is traced by
+Dynamo alone (backend ``eager``)), so that its own logic is checked
 (CI runs it through the tests). It exits 0 when every check passed, 1 otherwise; the dry run produces no GPU figures.
 """
 

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda:
         print(
             "no CUDA device here: running the CPU dry run of the check's own logic (64 px, 2 backbones, a few steps; "
-            "16-mixed and Inductor skipped, the compiled training traced with aot_eager). It produces no GPU "
+            "16-mixed and Inductor skipped, the compiled training traced by Dynamo alone). It produces no GPU "
             "figures.",
             flush=True,
         )
