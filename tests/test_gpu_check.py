@@ -20,6 +20,7 @@ import pytest
 import torch
 from conftest import ROOT
 
+from internet_plus.compile import uses_cuda_graphs
 from internet_plus.tools import gpu_check as gc
 from internet_plus.tools.gpu_check.compiled_training import training_ratios
 
@@ -239,3 +240,53 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     markdown = (tmp_path / "gpu_check.md").read_text()
     assert markdown.startswith("# GPU check — CPU dry run")
     assert "| interhand | decode_on=device |" in markdown and "| rhd | warp_on=device |" in markdown
+
+
+def test_the_inference_compile_plan_is_keyed_by_mode_and_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled rows of Table 4 (run on a GPU only) on the CPU, with the copy's compilation replaced by the eager
+    copy: each mode gets its options, its rows are keyed ``<precision>`` or ``<precision> reduce-overhead``, every
+    pair is checked against eager, and the goals compute a ratio for every row both models have."""
+    inference = importlib.import_module("internet_plus.tools.gpu_check.inference")
+    real = inference.optimize_for_inference
+    seen = []
+
+    def uncompiled(model: torch.nn.Module, compile: bool = False, compile_options: dict | None = None, **kw):
+        seen.append(compile_options)
+        return real(model, **kw)
+
+    monkeypatch.setattr(inference, "optimize_for_inference", uncompiled)
+    settings = gc.Settings.dry()
+    settings.compile, settings.warmup, settings.repeats = True, 0, 1
+    plan = inference.compiled_plan(settings)
+    assert plan == {"default": [("float16", 2), ("bfloat16", 2)], "reduce-overhead": [("float16", 1), ("float16", 2)]}
+    # the CPU section measures float32 only: the plan's pairs are mapped onto it
+    monkeypatch.setattr(
+        inference, "compiled_plan", lambda s: {m: [("float32", b) for _, b in p] for m, p in plan.items()}
+    )
+    report = gc.Report()
+    section = inference.inference_section(settings, report, gc.Budget(600.0))
+    compiled_options = [o for o in seen if o is not None]
+    assert compiled_options == [inference.COMPILE_OPTIONS["default"], inference.COMPILE_OPTIONS["reduce-overhead"]] * 2
+    rows = section["results"]["internet_plus"]["compiled"]
+    assert set(rows) == {"float32", "float32 reduce-overhead"} and set(rows["float32 reduce-overhead"]) == {"1", "2"}
+    names = [c["name"] for c in report.checks if "torch.compile" in c["name"]]
+    assert "internet_plus: torch.compile (reduce-overhead) == eager, float32, batch 1" in names
+    assert not report.failed
+    report.sections["inference"] = section
+    ratios = gc.goals(report)["inference_ratios"]
+    assert set(ratios) == {"eager float32", "compiled float32", "compiled float32 reduce-overhead"}
+
+
+def test_on_a_gpu_the_compiled_training_adds_cuda_graphs_and_compiles_with_inductor() -> None:
+    ct = importlib.import_module("internet_plus.tools.gpu_check.compiled_training")
+    gpu = ct.variants(gc.Settings(device="cuda"))
+    assert list(gpu) == ["eager", "eager channels-last", "compiled", "compiled reduce-overhead"]
+    assert gpu["compiled"]["compile"] == {"backend": "inductor", "dynamic": False}
+    assert gpu["compiled reduce-overhead"]["compile"]["mode"] == "reduce-overhead"
+    assert uses_cuda_graphs(gpu["compiled reduce-overhead"]["compile"]) and not uses_cuda_graphs(
+        gpu["compiled"]["compile"]
+    )
+    dry = ct.variants(gc.Settings.dry())
+    assert (
+        list(dry) == ["eager", "eager channels-last", "compiled"] and dry["compiled"]["compile"]["backend"] == "eager"
+    )
