@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from internet_plus.data.errors import DatasetLayoutError
-from internet_plus.data.verify import VERIFY_DEPTH_RANGE_M
+from internet_plus.data.verify import VERIFY_DEPTH_RANGE_M, keypoints_far_outside
 
 log = logging.getLogger(__name__)
 
@@ -167,22 +167,14 @@ def far_crop_keypoints(
     Vectorised: the whole training split of RHD or STB in one pass."""
     uv = np.asarray(uv, dtype=np.float64)
     width, height = image_size
-    m = margin
-    with np.errstate(invalid="ignore"):
-        bad = (
-            ~np.isfinite(uv).all(axis=-1)
-            | (uv[..., 0] < -m * width)
-            | (uv[..., 0] > (1 + m) * width)
-            | (uv[..., 1] < -m * height)
-            | (uv[..., 1] > (1 + m) * height)
-        )  # N×J
+    bad = keypoints_far_outside(uv, image_size, margin)  # N×J
     out = {}
     for n in np.flatnonzero(bad.any(axis=1)):
         j = int(np.argmax(bad[n]))
         out[int(n)] = (
-            f"{int(bad[n].sum())} keypoint(s) of the crop box not finite or more than {m:g} image size(s) outside the "
-            f"{width}×{height} image (first: keypoint {j} at uv {np.round(uv[n, j], 1).tolist()}): the crop would "
-            "show nothing of the hand"
+            f"{int(bad[n].sum())} keypoint(s) of the crop box not finite or more than {margin:g} image size(s) "
+            f"outside the {width}×{height} image (first: keypoint {j} at uv {np.round(uv[n, j], 1).tolist()}): the "
+            "crop would show nothing of the hand"
         )
     return out
 

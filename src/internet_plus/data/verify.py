@@ -30,6 +30,7 @@ __all__ = [
     "VERIFY_DEPTH_RANGE_M",
     "VERIFY_SHOWN",
     "VERIFY_UV_MARGIN",
+    "keypoints_far_outside",
     "VerifyItem",
     "VerifyReport",
     "verify_samples",
@@ -99,6 +100,20 @@ class VerifyReport:
         return "\n".join(lines)
 
 
+def keypoints_far_outside(uv: np.ndarray, image_size: tuple[int, int], margin: float) -> np.ndarray:
+    """For keypoints ``uv`` (…×2 pixels), whether each is not finite or lies more than ``margin`` image sizes
+    outside the ``(W, H)`` image (a boolean array of ``uv``'s shape without its last axis)."""
+    width, height = image_size
+    with np.errstate(invalid="ignore"):
+        return (
+            ~np.isfinite(uv).all(axis=-1)
+            | (uv[..., 0] < -margin * width)
+            | (uv[..., 0] > (1 + margin) * width)
+            | (uv[..., 1] < -margin * height)
+            | (uv[..., 1] > (1 + margin) * height)
+        )
+
+
 def _open_image(path: str, flags: int) -> tuple[np.ndarray | None, str]:
     """The decoded file, or ``None`` and what is wrong with it: the checks of every reader
     (:func:`~internet_plus.data.images.read_image`: regular files only, truncated or corrupt JPEGs refused)."""
@@ -144,14 +159,7 @@ def _check_item(item: VerifyItem) -> list[str]:
         uv = np.asarray(item.uv, dtype=np.float64).reshape(-1, 2)
         w, h = size
         m = VERIFY_UV_MARGIN
-        with np.errstate(invalid="ignore"):
-            bad = (
-                ~np.isfinite(uv).all(axis=1)
-                | (uv[:, 0] < -m * w)
-                | (uv[:, 0] > (1 + m) * w)
-                | (uv[:, 1] < -m * h)
-                | (uv[:, 1] > (1 + m) * h)
-            )
+        bad = keypoints_far_outside(uv, size, m)
         if bad.any():
             j = int(np.argmax(bad))
             problems.append(

@@ -21,7 +21,7 @@ import torch
 
 from internet_plus.compile import compile_network, uses_cuda_graphs
 from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
-from internet_plus.tools.gpu_check.helpers import _sync
+from internet_plus.tools.gpu_check.helpers import _sync, step_peak_memory_mib
 from internet_plus.tools.gpu_check.settings import AUTOCAST, PAPER_MODELS, Budget, Report, Settings
 from internet_plus.tools.timing import timed_runs
 
@@ -67,13 +67,7 @@ def _variant(backbone: str, spec: dict[str, Any], settings: Settings, state: dic
     _sync()
     first_step_s = time.perf_counter() - start
     times = timed_runs(step, device, settings.warmup, settings.repeats)
-    peak = None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        _sync()
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    peak = step_peak_memory_mib(step, device)
     median = statistics.median(times)
     return {
         "time_per_iteration_s": median,
@@ -85,6 +79,8 @@ def _variant(backbone: str, spec: dict[str, Any], settings: Settings, state: dic
     }
 
 
+#: The ratio key of each model at its fastest variant (reported, not judged against the goal).
+BEST_VS_BEST = "best vs best"
 #: A compiled variant does not start with less time than this left in the check's budget (it is recorded as skipped).
 COMPILE_MIN_LEFT_S = 60.0
 
@@ -147,5 +143,5 @@ def training_ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     }
     if any(ok(r) for r in plus.values()) and any(ok(r) for r in base.values()):
         fastest = lambda e: min(r["time_per_iteration_s"] for r in e.values() if ok(r))  # noqa: E731
-        ratios["best vs best"] = fastest(base) / fastest(plus)
+        ratios[BEST_VS_BEST] = fastest(base) / fastest(plus)
     return ratios

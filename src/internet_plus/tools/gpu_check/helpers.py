@@ -28,6 +28,18 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def step_peak_memory_mib(step: Any, device: torch.device) -> float | None:
+    """The memory one more call of ``step`` allocates at its peak beyond what is held before it
+    (``torch.cuda.max_memory_allocated``), in MiB; ``None`` off CUDA."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    step()
+    _sync()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
 def _accelerator(settings: Settings) -> str:
     return "gpu" if settings.device == "cuda" else "cpu"
 

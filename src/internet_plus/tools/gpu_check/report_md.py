@@ -11,6 +11,7 @@ from internet_plus.tools.benchmark import (
     PAPER_TABLES_3_4,
     paper_ratios,
 )
+from internet_plus.tools.gpu_check.compiled_training import BEST_VS_BEST
 from internet_plus.tools.gpu_check.settings import GOALS, PAPER_MODELS, PRECISIONS, Report
 
 
@@ -44,7 +45,7 @@ def goals(report: Report) -> dict[str, Any]:
     if compiled:
         out["compiled_training_ratios"] = compiled
     same_settings = [*out.get("training_speed_ratios", {}).values()]
-    same_settings += [v for k, v in compiled.items() if k != "best vs best"]
+    same_settings += [v for k, v in compiled.items() if k != BEST_VS_BEST]
     if same_settings:  # both models under the same settings; "best vs best" is reported beside, not judged
         out["training_ratio_best"] = max(same_settings)
         out["training_goal_met"] = max(same_settings) >= GOALS["training_ratio"]
@@ -168,8 +169,9 @@ def _md_compiled_training(section: dict[str, Any]) -> list[str]:
         cells = []
         for name in names:
             r = entry.get(name, {})
-            if "error" in r or "skipped" in r:
-                cells.append("error" if "error" in r else "skipped")
+            status = next((k for k in ("error", "skipped") if k in r), None)
+            if status:
+                cells.append(status)
             else:
                 cells.append(f"{_fmt(r.get('time_per_iteration_s'), '.4f')} ({_fmt(r.get('first_step_s'), '.1f')} s)")
         lines.append(_row(LABELS.get(backbone, backbone), *cells))

@@ -14,7 +14,7 @@ from internet_plus.tools.benchmark import (
     synthetic_batch,
     training_step_fn,
 )
-from internet_plus.tools.gpu_check.helpers import _sync
+from internet_plus.tools.gpu_check.helpers import step_peak_memory_mib
 from internet_plus.tools.gpu_check.settings import AUTOCAST, Report, Settings
 from internet_plus.tools.timing import timed_runs
 
@@ -41,13 +41,7 @@ def training_speed(settings: Settings, report: Report) -> dict[str, Any]:
             losses: list[float] = []
             step = training_step_fn(model, batch, optimizer, amp_dtype=AUTOCAST[precision], losses=losses)
             times = timed_runs(step, device, settings.warmup, settings.repeats)
-            peak = None
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
-                step()
-                _sync()
-                peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+            peak = step_peak_memory_mib(step, device)
             entry["precisions"][precision] = {
                 "time_per_iteration_s": statistics.median(times),
                 "images_per_s": settings.batch_size / statistics.median(times),
