@@ -3,7 +3,8 @@
 They cover what only a GPU exercises: 16-bit mixed-precision training steps (float16 through the GradScaler,
 bfloat16 without), the lean heatmap loss's hand-written backward on CUDA against the dense reference, and the
 inference copy (``optimize_for_inference``) against eager inference on CUDA, the device warp and JPEG decoding, and
-the compiled training step (Inductor, CUDA graphs) directly and through ``train.py``.
+the compiled training step (Inductor, CUDA graphs) directly and through ``train.py``, and ``train.py``'s loop
+without a host synchronisation between its logging steps.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import compose_config, tiny_train_overrides
 from fakes.batch import training_batch
@@ -169,3 +171,43 @@ def test_train_py_with_cuda_graphs_on_a_gpu(synthetic_root: Path, tmp_path: Path
     assert math.isfinite(results["test/epe_mm"])
     eager = load_model(run_dir / "checkpoints" / "last.ckpt")
     assert sum(p.numel() for p in eager.parameters()) > 0
+
+
+class _NoSyncBetweenLoggingSteps(pl.Callback):
+    """CUDA's synchronisation check in ``error`` mode from each step's start to the next, except in the steps that
+    may read the device: the first of an epoch and Lightning's logging steps (every ``log_every_n_steps``)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.checked_steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: D102
+        may_read = batch_idx == 0 or (trainer.global_step + 1) % self.every == 0
+        torch.cuda.set_sync_debug_mode(0 if may_read else "error")
+        self.checked_steps += not may_read
+
+    def on_validation_start(self, trainer, pl_module) -> None:  # noqa: D102
+        torch.cuda.set_sync_debug_mode(0)
+
+    def on_train_end(self, trainer, pl_module) -> None:  # noqa: D102
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def test_train_py_on_a_gpu_synchronises_only_at_logging_steps(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train.py trainer=gpu`` (16-bit mixed precision, the fused AdamW that ``internet_plus.optim`` picks on CUDA,
+    the progress bar on, pinned batches): no operation between two logging steps waits for the GPU, or CUDA's
+    synchronisation check raises inside the step that did."""
+    check = _NoSyncBetweenLoggingSteps(every=4)
+    original_callbacks = train_task.instantiate_callbacks
+    monkeypatch.setattr(train_task, "instantiate_callbacks", lambda node: [*original_callbacks(node), check])
+    drop = {"trainer=cpu", "trainer.enable_progress_bar=false", "data.pin_memory=false"}
+    overrides = [o for o in tiny_train_overrides(synthetic_root, tmp_path) if o not in drop]
+    overrides += ["trainer=gpu", "trainer.max_epochs=2", "trainer.log_every_n_steps=4", "data.num_workers=2"]
+    try:
+        results = train_task.run(compose_config("train", overrides, tmp_path / "run"))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert math.isfinite(results["test/epe_mm"])
+    assert check.checked_steps >= 20  # 2 epochs of 15 steps, of which 8 may read

@@ -29,6 +29,7 @@ import hydra
 import pytorch_lightning as L
 import torch
 
+from internet_plus.finite_loss import NonFiniteLossWatch
 from internet_plus.joints import NUM_JOINTS
 from internet_plus.metrics import HandednessAccuracy, PoseErrorMetrics
 from internet_plus.metrics.interhand import InterHandMetrics, internet_mrrpe_roots
@@ -37,6 +38,7 @@ from internet_plus.models.backbones import build_backbone
 from internet_plus.models.codec import HeatmapCodec
 from internet_plus.models.losses import InterNetLoss
 from internet_plus.models.posenet import PoseNet
+from internet_plus.optim import with_fused_default
 from internet_plus.resolvers import BACKBONE_STRIDE, heatmap_size
 
 #: ImageNet statistics, for ``input_norm: imagenet`` (InterNet itself feeds RGB in [0, 1]).
@@ -112,6 +114,8 @@ class HandPoseModule(L.LightningModule):
         # InterHand2.6M's metrics, created by setup() when the data module's protocol asks for them.
         self.test_interhand: InterHandMetrics | None = None
         self.test_results: dict[str, float | list[float]] = {}
+        # The first non-finite training loss, kept on the device and read at logging steps and checkpoint saves.
+        self.loss_watch = NonFiniteLossWatch()
         # The resolved ``data`` config node of the run (plain values), set by the train task and saved with every
         # checkpoint under ``data_config``: ``eval.py ckpt_path=<file>`` alone evaluates on the run's own test set.
         # Not a hyperparameter: the model does not depend on it, and resuming on other data stays allowed.
@@ -169,16 +173,28 @@ class HandPoseModule(L.LightningModule):
         bsz = batch["image"].shape[0]
         for name, value in losses.items():
             # The step value is this process's own (no communication in the step); the epoch mean is averaged over
-            # the processes once, at the epoch's end (sync_dist applies to it alone).
-            self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=bsz)
+            # the processes once, at the epoch's end (sync_dist applies to it alone). Neither is a progress-bar
+            # value: Lightning reads those on the host after every step (see on_train_batch_end).
+            self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, batch_size=bsz)
             self.log(f"train/{name}_epoch", value, on_step=False, on_epoch=True, batch_size=bsz, sync_dist=True)
-        if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(
-                f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, batch "
-                f"{batch_idx}): " + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
-            )
+        self.loss_watch.update(losses, self.global_step, self.current_epoch, batch_idx)  # checked when read
         self._accumulate_mean_pose(batch)
         return losses["loss"]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """At Lightning's logging steps (every ``trainer.log_every_n_steps``) and the first step of each epoch: raise
+        on a non-finite loss since the last check (:mod:`internet_plus.finite_loss`), and show this step's loss on the
+        progress bar. The bar's value is a host copy, so that Lightning's reading of progress-bar values after every
+        step reads host memory; the other steps read nothing from the device."""
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        if batch_idx != 0 and self.global_step % max(every, 1):  # global_step counts this step already
+            return
+        self.loss_watch.raise_if_seen(self.global_step - 1)
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.log("loss", loss.detach().to("cpu", copy=True), prog_bar=True, logger=False, on_step=True, on_epoch=False)
+
+    def on_train_end(self) -> None:  # noqa: D102
+        self.loss_watch.raise_if_seen(self.global_step - 1)
 
     @torch.no_grad()
     def _accumulate_mean_pose(self, batch: dict[str, torch.Tensor]) -> None:
@@ -304,6 +320,7 @@ class HandPoseModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        self.loss_watch.raise_if_seen(self.global_step - 1)  # no checkpoint of a run that met a non-finite loss
         if self.data_config is not None:
             checkpoint[DATA_CONFIG_KEY] = self.data_config
 
@@ -312,7 +329,9 @@ class HandPoseModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> Any:  # noqa: D102
-        optimizer_cfg = dict(self.optimizer_cfg)
+        clipping = self._trainer is not None and self.trainer.gradient_clip_val is not None
+        devices = {p.device.type for p in self.parameters()}
+        optimizer_cfg = with_fused_default(self.optimizer_cfg, devices, gradient_clipping=clipping)  # optim.py
         optimizer = hydra.utils.instantiate(optimizer_cfg, params=self.parameters(), _convert_="all")
         if not self.scheduler_cfg:
             return optimizer
