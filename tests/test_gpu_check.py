@@ -234,12 +234,18 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     assert set(compiled["variants"]) == {"eager", "eager channels-last", "compiled"}  # CUDA graphs: GPU only
     for entry in compiled["results"].values():  # traced by Dynamo alone: the same first loss as eager
         assert entry["compiled"]["first_loss_rel_err"] <= 1e-4 and entry["compiled"]["first_step_s"] > 0
+        for r in entry.values():  # and each variant through train.py's loop (Trainer.fit)
+            assert r["lightning_s_per_iteration"] > 0
+            assert r["lightning_over_own_loop"] == pytest.approx(
+                r["lightning_s_per_iteration"] / r["time_per_iteration_s"]
+            )
     assert set(compiled["ratios"]) == {"eager", "eager channels-last", "compiled", "best vs best"}
     profiled = report["sections"]["profile"]["results"]
     assert all(r["aten_ops_per_step"] > 100 and len(r["top_operations"]) == 10 for r in profiled.values())
     markdown = (tmp_path / "gpu_check.md").read_text()
     assert markdown.startswith("# GPU check — CPU dry run")
     assert "| interhand | decode_on=device |" in markdown and "| rhd | warp_on=device |" in markdown
+    assert "The same network in `train.py`'s loop (`Trainer.fit`" in markdown
 
 
 def test_the_inference_compile_plan_is_keyed_by_mode_and_judged(monkeypatch: pytest.MonkeyPatch) -> None:

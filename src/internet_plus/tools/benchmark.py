@@ -88,8 +88,8 @@ def build_model(backbone: str, input_size: int, channels_last: bool = False) -> 
 
 
 def synthetic_batch(batch_size: int, input_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A training batch with every key ``InterNetLoss`` reads: images in [0, 1], joints inside the crop and the
-    depth range, everything valid, both hands present."""
+    """A training batch with every key ``InterNetLoss`` and ``HandPoseModule.training_step`` read: images in [0, 1],
+    joints inside the crop and the depth range, everything valid, both hands present."""
     g = torch.Generator().manual_seed(seed)
     xy = torch.rand(batch_size, NUM_JOINTS, 2, generator=g) * input_size
     z = (torch.rand(batch_size, NUM_JOINTS, 1, generator=g) - 0.5) * 300.0
@@ -102,6 +102,8 @@ def synthetic_batch(batch_size: int, input_size: int, device: torch.device, seed
         "hand_type": torch.ones(batch_size, 2),
         "hand_type_valid": torch.ones(batch_size),
     }
+    batch["joints_cam"] = (torch.rand(batch_size, NUM_JOINTS, 3, generator=g) - 0.5) * 200.0 + torch.tensor([0, 0, 600])
+    batch["joint_annotated"] = torch.ones(batch_size, NUM_JOINTS)
     return {k: v.to(device) for k, v in batch.items()}
 
 

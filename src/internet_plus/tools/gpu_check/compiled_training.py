@@ -6,8 +6,10 @@ out: each compiled variant costs a compilation of the training graph, tens of se
 Each variant starts from the same initial weights and trains on the same batch, so its first loss must equal the
 eager one within the precision's tolerance (a compiled graph that computed something else would show here), and
 every loss must be finite. Recorded per variant: s/iteration (median after warm-up), the first step's time (the
-compilation and, with CUDA graphs, the recording), and the peak memory of a step. The InterNet+/InterNet ratio is
-given for each variant (both models under the same settings) and for each model at its fastest variant.
+compilation and, with CUDA graphs, the recording), the peak memory of a step, and the s/iteration of the same
+network in ``train.py``'s loop (``Trainer.fit``, :mod:`~internet_plus.tools.gpu_check.lightning_loop`) with its ratio
+to the check's own loop. The InterNet+/InterNet ratio is given for each variant (both models under the same settings)
+and for each model at its fastest variant.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 
 import torch
 
-from internet_plus.compile import compile_network, uses_cuda_graphs
+from internet_plus.compile import CompileNetwork, compile_network, uses_cuda_graphs
 from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
 from internet_plus.tools.gpu_check.helpers import _sync, step_peak_memory_mib
+from internet_plus.tools.gpu_check.lightning_loop import lightning_s_per_iteration
 from internet_plus.tools.gpu_check.settings import AUTOCAST, PAPER_MODELS, Budget, Report, Settings
 from internet_plus.tools.timing import timed_runs
 
@@ -69,13 +72,20 @@ def _variant(backbone: str, spec: dict[str, Any], settings: Settings, state: dic
     times = timed_runs(step, device, settings.warmup, settings.repeats)
     peak = step_peak_memory_mib(step, device)
     median = statistics.median(times)
+    finite = all(math.isfinite(v) for v in losses)
+    # The same network and batch through train.py's loop (the graphs compiled above are reused; with CUDA graphs,
+    # CompileNetwork only marks each step's start, as in train.py).
+    marks = [CompileNetwork({"enabled": True, **spec["compile"]})] if graphs else []
+    fit_s = lightning_s_per_iteration(model, batch, settings, settings.compiled_precision, marks)
     return {
         "time_per_iteration_s": median,
         "images_per_s": settings.batch_size / median,
         "first_step_s": first_step_s,
         "peak_memory_mib": peak,
         "first_loss": losses[0],
-        "losses_finite": all(math.isfinite(v) for v in losses),
+        "losses_finite": finite,
+        "lightning_s_per_iteration": fit_s,
+        "lightning_over_own_loop": fit_s / median,
     }
 
 

@@ -178,6 +178,23 @@ def _md_compiled_training(section: dict[str, Any]) -> list[str]:
     ratios = section.get("ratios", {})
     if ratios:
         lines += ["", "InterNet s/iter ÷ InterNet+ s/iter: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())]
+    fits = [r for entry in results.values() for r in entry.values() if "lightning_s_per_iteration" in r]
+    if fits:
+        lines += [
+            "",
+            "The same network in `train.py`'s loop (`Trainer.fit`, no synchronisation between logging steps): "
+            "s/iteration, and in brackets its ratio to the check's loop above (> 1: what the loop around the network "
+            "costs).",
+            "",
+        ]
+        lines += _table(["backbone", *names])
+        for backbone, entry in results.items():
+            cells = []
+            for name in names:
+                r = entry.get(name, {})
+                fit = r.get("lightning_s_per_iteration")
+                cells.append(f"{fit:.4f} ({r['lightning_over_own_loop']:.2f})" if fit is not None else "–")
+            lines.append(_row(LABELS.get(backbone, backbone), *cells))
     return lines
 
 

@@ -65,6 +65,7 @@ class Settings:
     compile_backend: str = "inductor"  # the compiled_training section's backend (Dynamo alone, "eager", in the dry run)
     compiled_precision: str = "16-mixed"  # the compiled_training and profile sections' precision (trainer=gpu's)
     profile_steps: int = 5
+    lightning_steps: int = 50  # the compiled_training section's Trainer.fit loop, timed steps after the warm-up
     data_wait_steps: int = 200
     data_wait_device_steps: int = 200  # each device path (warp_on / decode_on = device), at auto workers
     data_wait_samples: int = 512
@@ -92,6 +93,7 @@ class Settings:
             compile_backend="eager",  # Dynamo's tracing alone: Inductor's CPU code generation takes minutes here
             compiled_precision="32-true",
             profile_steps=2,
+            lightning_steps=3,
             data_wait_steps=8,
             data_wait_device_steps=4,
             data_wait_samples=16,
