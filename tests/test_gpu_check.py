@@ -221,6 +221,7 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     matrix = report["sections"]["training_matrix"]["runs"]
     assert {(r["backbone"], r["channels_last"]) for r in matrix} >= {("internet_plus", False), ("resnet50", False)}
     assert all(r["fused"] and r["steps"] == report["settings"]["steps"] for r in matrix)
+    assert all(0 < r["first_step_s"] < r["fit_s"] for r in matrix)  # where the section's time goes
     ddp = report["sections"]["ddp"]
     assert ddp["in_process"]["world_size"] == 1 and ddp["train_py"]["exit"] == 0
     waits = report["sections"]["data_wait"]["runs"]
@@ -246,6 +247,7 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     assert markdown.startswith("# GPU check — CPU dry run")
     assert "| interhand | decode_on=device |" in markdown and "| rhd | warp_on=device |" in markdown
     assert "The same network in `train.py`'s loop (`Trainer.fit`" in markdown
+    assert "| AMP skipped steps | ms/step | first step s | fit s |" in markdown
 
 
 def test_the_inference_compile_plan_is_keyed_by_mode_and_judged(monkeypatch: pytest.MonkeyPatch) -> None:

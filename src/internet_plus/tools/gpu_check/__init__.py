@@ -13,14 +13,16 @@ section that would start after ``--budget-s`` is recorded as skipped, never sile
    ``SyntheticDataModule`` at 256 px, augmentation off, so that the loss of a fixed set must fall). Checks: every
    loss finite; the mean of the last five losses below the mean of the first five; under ``16-mixed`` the
    ``GradScaler`` skips at most ``MAX_SKIPPED_STEPS`` steps and fewer than ``MAX_SKIP_RUN`` in a row (no overflow
-   loop).
+   loop). cuDNN's autotuning (``benchmark``) is off in these correctness runs, as in ``ddp``: it would time every
+   convolution of each of the 17 (network, precision) pairs anew. Each run records its first step and its whole
+   ``Trainer.fit`` time, so the report shows where the section's time goes.
 2. ``loss_parity`` — the lean heatmap loss (``lean_heatmap_mse``, custom backward) against the dense one
    (``dense_heatmap_mse``) on heatmaps produced under float16 and bfloat16 autocast: value and gradient within
    ``LOSS_RTOL`` (both evaluate in float32 from the same 16-bit heatmaps, so only summation order differs).
 3. ``ddp`` — in a child process: ``strategy=ddp`` on one device with ``sync_batchnorm`` (every ``BatchNorm`` must
    have become ``SyncBatchNorm``), the DataModule's per-process batch and evaluation sharding, fit + test with
-   finite metrics; then ``train.py trainer=ddp`` itself (``trainer.devices=1`` on a one-GPU machine, the real 2 on a
-   machine with two or more GPUs) with ``metrics.json`` checked.
+   finite metrics (cuDNN's autotuning off); then ``train.py trainer=ddp`` itself (``trainer.devices=1`` on a
+   one-GPU machine, the real 2 on a machine with two or more GPUs) with ``metrics.json`` checked.
 4. ``inference`` — per backbone, eager inference at batch 1, 8, 32 in float32 (cuDNN's TF32 as PyTorch defaults),
    float16 and bfloat16 autocast; ``optimize_for_inference`` against eager (same precision); ``torch.compile`` of
    that copy for InterNet+ and InterNet (``inference.compiled_plan``: the largest batch in float16 and bfloat16, and
@@ -33,8 +35,9 @@ section that would start after ``--budget-s`` is recorded as skipped, never sile
 6. ``compiled_training`` — InterNet+ and InterNet at the paper's batch under ``16-mixed``: the training step eager,
    channels-last, and compiled as ``train.py compile.enabled=true`` compiles it (Inductor; on a GPU also with CUDA
    graphs, ``compile.mode=reduce-overhead``): s/iteration, the first step's time, peak
-   memory; every variant's first loss must equal eager's from the same weights. Ratios per variant and for each
-   model at its fastest.
+   memory, and the same network's s/iteration in ``train.py``'s loop (``Trainer.fit``, ``lightning_loop.py``); every
+   variant's first loss must equal eager's from the same weights. Ratios per variant and for each model at its
+   fastest.
 7. ``profile`` — ``torch.profiler`` over a few eager training steps of InterNet+ and InterNet: GPU kernels per step,
    the GPU's busy time and its share of the step's wall time (launch-bound or compute-bound), the top operations.
 8. ``data_wait`` — 200 training steps of InterNet+ under ``16-mixed`` with the real DataModules (RHD-format PNGs from

@@ -75,17 +75,20 @@ def _table(headers: list[str]) -> list[str]:
 
 def _md_matrix(runs: list[dict[str, Any]]) -> list[str]:
     lines = ["## Training steps (Trainer.fit, fused AdamW, batch per GPU, augmentation off)", ""]
+    timed = any("fit_s" in r for r in runs)  # reports before these columns render as they were
     lines += _table(
         ["backbone", "precision", "channels-last", "steps", "loss first 5 → last 5", "finite", "falling"]
         + ["AMP skipped steps", "ms/step"]
+        + (["first step s", "fit s"] if timed else [])
     )
     for r in runs:
         if r.get("skipped"):
-            lines.append(_row(r["backbone"], r["precision"], r["channels_last"], "skipped", "", "", "", "", ""))
+            lines.append(_row(r["backbone"], r["precision"], r["channels_last"], "skipped", *[""] * (5 + 2 * timed)))
             continue
         loss = f"{_fmt(r['first_mean'], '.4g')} → {_fmt(r['last_mean'], '.4g')}"
         skips = r["amp_skipped_steps"] if r["precision"] == "16-mixed" else "–"
         ms = _fmt(r["ms_per_step_median"])
+        timings = [_fmt(r.get("first_step_s"), ".2f"), _fmt(r.get("fit_s"), ".1f")] if timed else []
         lines.append(
             _row(
                 r["backbone"],
@@ -97,6 +100,7 @@ def _md_matrix(runs: list[dict[str, Any]]) -> list[str]:
                 r["falling"],
                 skips,
                 ms,
+                *timings,
             )
         )
     return lines

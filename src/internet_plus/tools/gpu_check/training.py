@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,10 @@ def training_matrix(settings: Settings, report: Report, data_dir: Path, budget: 
         recorder = StepRecorder()
         datamodule = synthetic_datamodule(root, settings, settings.train_samples, augment=False, workers=workers)
         with quiet_lightning():
-            trainer = make_trainer(settings, precision, [recorder])
+            trainer = make_trainer(settings, precision, [recorder], benchmark=False)  # a correctness run
+            start = time.perf_counter()
             trainer.fit(model, datamodule=datamodule)
+            fit_s = time.perf_counter() - start
         trend = loss_trend(recorder.losses)
         skips = skipped_steps(recorder.scales)
         longest_run = max_consecutive(skips)
@@ -74,6 +77,8 @@ def training_matrix(settings: Settings, report: Report, data_dir: Path, budget: 
             "losses": recorder.losses,
             **trend,
             "ms_per_step_median": 1e3 * statistics.median(recorder.step_s[len(recorder.step_s) // 3 :]),
+            "first_step_s": recorder.step_s[0],
+            "fit_s": fit_s,  # Trainer.fit from the call to its return: setup, loader workers, steps, teardown
             "amp_skipped_steps": skips,
             "amp_final_scale": recorder.scales[-1][1] if recorder.scales else None,
             "optimizer": type(trainer.optimizers[0]).__name__,
@@ -157,6 +162,7 @@ def ddp_child(settings: Settings, data_dir: Path) -> dict[str, Any]:
         sync_batchnorm=settings.device == "cuda",  # PyTorch's SyncBatchNorm runs on CUDA only
         use_distributed_sampler=False,
         max_steps=settings.ddp_steps,
+        benchmark=False,  # a correctness run: no time spent autotuning convolutions
     )
     trainer.fit(model, datamodule=datamodule)
     trainer.test(model, datamodule=datamodule, verbose=False)
@@ -233,6 +239,7 @@ def ddp_section(settings: Settings, report: Report, data_dir: Path, script_args:
         f"data.input_size={settings.input_size}",
         "data.val_fraction=0.25",
         "callbacks.step_checkpoint=null",
+        "trainer.benchmark=false",  # a correctness run, as the in-process one
         f"hydra.run.dir={run_dir}",
     ]
     proc = subprocess.run(
