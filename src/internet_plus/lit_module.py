@@ -190,8 +190,10 @@ class HandPoseModule(L.LightningModule):
         if batch_idx != 0 and self.global_step % max(every, 1):  # global_step counts this step already
             return
         self.loss_watch.raise_if_seen(self.global_step - 1)
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self.log("loss", loss.detach().to("cpu", copy=True), prog_bar=True, logger=False, on_step=True, on_epoch=False)
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            host_copy = loss.detach().to("cpu", copy=True)
+            self.log("loss", host_copy, prog_bar=True, logger=False, on_step=True, on_epoch=False)
 
     def on_train_end(self) -> None:  # noqa: D102
         self.loss_watch.raise_if_seen(self.global_step - 1)
