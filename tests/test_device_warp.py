@@ -21,11 +21,13 @@ from internet_plus.data.device_warp import (
     WARP_COLOR,
     WARP_TRANS,
     collate_device_samples,
+    sampling_theta,
     warp_batch,
 )
 from internet_plus.data.rhd import RHDDataModule, RHDDataset
 from internet_plus.data.transforms import (
     AugmentationConfig,
+    AugParams,
     apply_color,
     bbox_from_joints,
     build_single_hand_sample,
@@ -191,3 +193,21 @@ def test_an_unknown_warp_on_is_refused_naming_the_key_and_the_values(synthetic_r
         RHDDataModule(root=str(synthetic_root), warp_on="gpu")
     with pytest.raises(ValueError, match=message):
         RHDDataset(synthetic_root, "evaluation", warp_on="gpu")
+
+
+def test_the_sampling_matrix_is_the_composition_of_the_normalisations_and_the_inverse_affine() -> None:
+    """``sampling_theta`` writes the inverse out and folds the normalisations in (so that nothing waits for the
+    device); it must equal the matrix product through ``torch.linalg.inv`` in float64: crop [-1, 1] → crop pixels
+    → image pixels → image [-1, 1]."""
+    g = torch.Generator().manual_seed(3)
+    params = [AugParams(shift=(0.1, -0.05), scale=0.8 + 0.1 * k, rotation=40.0 * k, flip=k % 2 == 0) for k in range(5)]
+    trans = torch.stack([torch.as_tensor(crop_affine([150, 90, 240, 200], p, 256, 640)[0]) for p in params])
+    trans = trans + 1e-3 * torch.randn(trans.shape, generator=g, dtype=trans.dtype)  # any affine, not only crops
+    width, height, size = 640, 480, 256
+    full = torch.cat([trans.double(), torch.tensor([[[0.0, 0.0, 1.0]]]).double().expand(5, 1, 3)], dim=1)
+    to_image = torch.tensor([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]]).double()
+    from_crop = torch.tensor([[size / 2, 0, (size - 1) / 2], [0, size / 2, (size - 1) / 2], [0, 0, 1]]).double()
+    expected = (to_image @ torch.linalg.inv(full) @ from_crop)[:, :2]
+    theta = sampling_theta(trans, width, height, size)
+    assert theta.dtype == torch.float32 and theta.shape == (5, 2, 3)
+    torch.testing.assert_close(theta.double(), expected, rtol=0, atol=1e-6)

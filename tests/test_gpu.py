@@ -108,7 +108,9 @@ def test_inference_copy_matches_eager_on_cuda(backbone: str) -> None:
 
 
 def test_device_warp_on_cuda_equals_the_cpu_warp() -> None:
-    """data.warp_on=device: the batched warp gives the same crops on the GPU as on the CPU (float32 both)."""
+    """data.warp_on=device: the batched warp gives the same crops on the GPU as on the CPU (float32 both; the
+    sampling matrix is composed in float64 on each, and ``grid_sample``'s float32 arithmetic rounds differently on
+    the two: within 0.13 grey level)."""
     from internet_plus.data.device_warp import warp_batch
     from internet_plus.data.transforms import AugParams, crop_affine
 
@@ -119,18 +121,23 @@ def test_device_warp_on_cuda_equals_the_cpu_warp() -> None:
     colors = torch.tensor([[1.0, 1.1, 0.9]] * 4)
     on_cpu = warp_batch(images, trans, colors, 256)
     on_gpu = warp_batch(images.cuda(), trans.cuda(), colors.cuda(), 256).cpu()
-    assert (on_gpu - on_cpu).abs().max() <= 1e-4
+    assert (on_gpu - on_cpu).abs().max() <= 5e-4
 
 
-def test_device_jpeg_decoding_on_cuda_is_within_a_grey_level_of_the_cpu_decoder(real_samples) -> None:
-    """data.decode_on=device: nvJPEG's pixels against the CPU decoder's (libjpeg-turbo, bit-identical to OpenCV's)."""
+def test_device_jpeg_decoding_on_cuda_is_close_to_the_cpu_decoder(real_samples) -> None:
+    """data.decode_on=device: nvJPEG's pixels against the CPU decoder's (libjpeg-turbo, bit-identical to OpenCV's).
+    nvJPEG repeats the chroma samples of these 4:2:0 JPEGs where libjpeg-turbo interpolates them, so pixels at colour
+    edges can differ by many levels: the bounds are on the mean and on the share of larger differences, as
+    torchvision's own test bounds the mean."""
     from internet_plus.data.device_decode import decode_jpegs
 
     files = sorted((real_samples / "interhand2.6m").glob("*.jpg"))
     data = [torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) for path in files]
     on_cpu = decode_jpegs(data, "cpu").int()
     on_gpu = decode_jpegs(data, "cuda").cpu().int()
-    assert on_gpu.shape == on_cpu.shape and (on_gpu - on_cpu).abs().max() <= 2
+    assert on_gpu.shape == on_cpu.shape
+    diff = (on_gpu - on_cpu).abs().float()
+    assert float(diff.mean()) <= 1.0 and float((diff > 2).float().mean()) <= 0.05, (diff.mean(), (diff > 2).sum())
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])

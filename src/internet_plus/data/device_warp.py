@@ -49,6 +49,7 @@ __all__ = [
     "check_warp_on",
     "collate_device_samples",
     "device_fields",
+    "sampling_theta",
     "warp_batch",
     "warp_device_batch",
 ]
@@ -120,6 +121,36 @@ def collate_device_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, An
     return default_collate(list(samples))
 
 
+def sampling_theta(trans: torch.Tensor, width: int, height: int, size: int) -> torch.Tensor:
+    """``affine_grid``'s B×2×3 ``theta`` (float32): from the crop's normalised coordinates to the image's.
+
+    The composition, in float64 on ``trans``' device: crop [-1, 1] → crop pixels (centre of pixel i at i) → image
+    pixels (the inverse of ``trans``, image pixels → crop pixels) → image [-1, 1] (``align_corners=False``). The
+    inverse of each 2×3 affine is written out (``[[a, b, c], [d, e, f]]`` → ``[[e, -b, bf - ce], [-d, a, cd - af]] /
+    (ae - bd)``) and the two normalisations are folded in with Python numbers, so that nothing waits for the device: no
+    constant is copied to it and no inverse checks its result on the host (``torch.linalg.inv`` would)."""
+    t = trans.to(torch.float64)
+    a, b, c = t[:, 0, 0], t[:, 0, 1], t[:, 0, 2]
+    d, e, f = t[:, 1, 0], t[:, 1, 1], t[:, 1, 2]
+    det = a * e - b * d
+    inverse = ((e, -b, b * f - c * e), (-d, a, c * d - a * f))  # image pixels from crop pixels, times det
+    half, centre = size / 2.0, (size - 1) / 2.0  # crop pixels = half · normalised + centre
+    rows = []
+    for (p, q, r), extent in zip(inverse, (width, height), strict=True):
+        scale = 2.0 / extent  # image normalised = scale · pixels + scale / 2 - 1
+        rows.append(
+            torch.stack(
+                [
+                    scale * half * p / det,
+                    scale * half * q / det,
+                    scale * (centre * (p + q) + r) / det + (scale / 2.0 - 1.0),
+                ],
+                dim=-1,
+            )
+        )
+    return torch.stack(rows, dim=1).to(torch.float32)
+
+
 def warp_batch(images: torch.Tensor, trans: torch.Tensor, colors: torch.Tensor, input_size: int) -> torch.Tensor:
     """The worker path's network input from the original images (module docstring), on ``images``' device.
 
@@ -140,26 +171,11 @@ def warp_batch(images: torch.Tensor, trans: torch.Tensor, colors: torch.Tensor, 
             f"for {batch} images, trans must be {batch}×2×3 and colors {batch}×3; got {tuple(trans.shape)} and "
             f"{tuple(colors.shape)}"
         )
+    theta = sampling_theta(trans, width, height, int(input_size)).to(images.device)
     size = int(input_size)
-    device = images.device
-    trans3 = torch.zeros(batch, 3, 3, dtype=torch.float32, device=device)
-    trans3[:, :2] = trans.to(device=device, dtype=torch.float32)
-    trans3[:, 2, 2] = 1.0
-    inverse = torch.linalg.inv(trans3)
-    to_input = torch.tensor(
-        [[2.0 / width, 0.0, 1.0 / width - 1.0], [0.0, 2.0 / height, 1.0 / height - 1.0], [0.0, 0.0, 1.0]],
-        dtype=torch.float32,
-        device=device,
-    )
-    from_output = torch.tensor(
-        [[size / 2.0, 0.0, (size - 1) / 2.0], [0.0, size / 2.0, (size - 1) / 2.0], [0.0, 0.0, 1.0]],
-        dtype=torch.float32,
-        device=device,
-    )
-    theta = (to_input @ inverse @ from_output)[:, :2]
     grid = F.affine_grid(theta, [batch, 3, size, size], align_corners=False)
     crops = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    crops = crops * colors.to(device=device, dtype=torch.float32)[:, :, None, None]
+    crops = crops * colors.to(device=images.device, dtype=torch.float32)[:, :, None, None]
     return crops.clamp_(0.0, 255.0).mul_(float(np.float32(1.0 / 255.0)))
 
 
