@@ -170,11 +170,18 @@ def test_compiled_training_steps_on_cuda_follow_eager(mode: str) -> None:
 
 def test_train_py_with_cuda_graphs_on_a_gpu(synthetic_root: Path, tmp_path: Path) -> None:
     """``train.py trainer=gpu compile.enabled=true compile.mode=reduce-overhead``: Lightning's 16-mixed loop around
-    the compiled, graph-replayed network; finite test metrics and a checkpoint that loads into the eager model."""
+    the compiled, graph-replayed network, through training, validation (eval graphs) and training again; CUDA graphs
+    actually used (PyTorch falls back to plain compiled kernels with only a warning), finite test metrics and a
+    checkpoint that loads into the eager model."""
+    from torch._dynamo.utils import counters
+
     overrides = [o for o in tiny_train_overrides(synthetic_root, tmp_path) if o != "trainer=cpu"]
-    overrides += ["trainer=gpu", "compile.enabled=true", "compile.mode=reduce-overhead", "trainer.max_epochs=1"]
+    overrides += ["trainer=gpu", "compile.enabled=true", "compile.mode=reduce-overhead", "trainer.max_epochs=2"]
+    overrides += ["+trainer.limit_train_batches=3"]
     run_dir = tmp_path / "run"
+    skips_before = counters["inductor"]["cudagraph_skips"]
     results = train_task.run(compose_config("train", overrides, run_dir))
+    assert counters["inductor"]["cudagraph_skips"] == skips_before, dict(counters["inductor"])
     assert math.isfinite(results["test/epe_mm"])
     eager = load_model(run_dir / "checkpoints" / "last.ckpt")
     assert sum(p.numel() for p in eager.parameters()) > 0

@@ -21,7 +21,9 @@ import torch
 from conftest import ROOT
 
 from internet_plus.compile import uses_cuda_graphs
+from internet_plus.data.datamodule import resolve_num_workers
 from internet_plus.tools import gpu_check as gc
+from internet_plus.tools.gpu_check import report_md
 from internet_plus.tools.gpu_check.compiled_training import training_ratios
 
 H200 = ROOT / "experiments" / "performance" / "gpu_nvidia_h200"
@@ -283,6 +285,26 @@ def test_the_inference_compile_plan_is_keyed_by_mode_and_judged(monkeypatch: pyt
     report.sections["inference"] = section
     ratios = gc.goals(report)["inference_ratios"]
     assert set(ratios) == {"eager float32", "compiled float32", "compiled float32 reduce-overhead"}
+    assert all(o["dynamic"] is False for o in inference.COMPILE_OPTIONS.values())  # one graph per batch size
+
+    class Broken(torch.nn.Module):  # a compilation that fails at its first call, as torch.compile does
+        def forward(self, images: torch.Tensor) -> dict:
+            raise RuntimeError("CUDA graphs: no")
+
+    def broken_graphs(model: torch.nn.Module, compile: bool = False, compile_options: dict | None = None, **kw):
+        graphs = compile_options == inference.COMPILE_OPTIONS["reduce-overhead"]
+        return Broken() if graphs else real(model, **kw)
+
+    monkeypatch.setattr(inference, "optimize_for_inference", broken_graphs)
+    settings.backbones = ("internet_plus",)
+    report = gc.Report()
+    section = inference.inference_section(settings, report, gc.Budget(600.0))
+    entry = section["results"]["internet_plus"]
+    assert [c["name"] for c in report.failed] == [
+        f"internet_plus: torch.compile (reduce-overhead), float32, batch {b}: ran" for b in (1, 2)
+    ]
+    assert set(entry["compile_errors"]) == {"reduce-overhead float32 batch 1", "reduce-overhead float32 batch 2"}
+    assert set(entry["compiled"]) == {"float32"} and entry["eager"]["float32"]["2"]["images_per_s"] > 0
 
 
 def test_on_a_gpu_the_compiled_training_adds_cuda_graphs_and_compiles_with_inductor() -> None:
@@ -298,3 +320,63 @@ def test_on_a_gpu_the_compiled_training_adds_cuda_graphs_and_compiles_with_induc
     assert (
         list(dry) == ["eager", "eager channels-last", "compiled"] and dry["compiled"]["compile"]["backend"] == "eager"
     )
+
+
+def test_a_data_wait_run_that_fails_or_would_overrun_is_recorded_and_the_others_still_measure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The loader paths that never ran on a GPU (decode_on=device last) must not take the measured ones with them:
+    a run that raises is a failed check with its error, one that would start past the budget is skipped; the goal
+    is judged on the measured runs and the Markdown says which rows failed."""
+    dw = importlib.import_module("internet_plus.tools.gpu_check.data_wait")
+    monkeypatch.setattr(
+        dw,
+        "_data_wait_sets",
+        lambda data_dir, settings: ({"rhd": tmp_path, "interhand": tmp_path}, {"rhd": 400.0, "interhand": 500.0}),
+    )
+
+    def measure(fmt, path, root, loader, steps_asked, precision, settings):
+        if path == "decode_on=device":
+            raise RuntimeError("nvjpeg: no")
+        return {
+            "steps": steps_asked,
+            "step_ms_median": 30.0,
+            "wait_ms_median": 1.0,
+            "wait_ms_p90": 2.0,
+            "data_wait_fraction": 0.03,
+            "samples_per_s": 500.0,
+            "fit_seconds": 1.0,
+        }
+
+    monkeypatch.setattr(dw, "_measure", measure)
+    settings = gc.Settings.dry()
+    settings.workers = [2]
+    report = gc.Report()
+    section = dw.data_wait(settings, report, tmp_path)
+    by_path = {(r["format"], r["path"]): r for r in section["runs"]}
+    assert by_path[("interhand", "decode_on=device")]["error"] == "RuntimeError: nvjpeg: no"
+    auto = resolve_num_workers("auto")  # the device paths run at the auto worker count
+    assert [c["name"] for c in report.failed] == [f"interhand decode_on=device workers {auto}: ran"]
+    assert all("data_wait_fraction" in r for k, r in by_path.items() if k[1] != "decode_on=device")
+    report.sections["data_wait"] = section
+    assert gc.goals(report)["data_wait_goal_met"]  # judged on the measured worker runs
+    markdown = "\n".join(report_md._md_data_wait(section))
+    assert f"| interhand | decode_on=device | {auto} (auto) | error |" in markdown
+
+    report = gc.Report()
+    section = dw.data_wait(settings, report, tmp_path, gc.Budget(-1.0))  # no time left: every run skipped
+    assert all("skipped" in r for r in section["runs"]) and not report.failed
+    report.sections["data_wait"] = section
+    assert "data_wait_goal_met" not in gc.goals(report)
+
+
+def test_the_profile_counts_kernels_not_the_annotated_ranges_that_hold_them() -> None:
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    profile = importlib.import_module("internet_plus.tools.gpu_check.profile")
+    kernel = SimpleNamespace(name="void cudnn::conv", device_type=DeviceType.CUDA, is_user_annotation=False)
+    step_range = SimpleNamespace(name="Optimizer.step#AdamW.step", device_type=DeviceType.CUDA, is_user_annotation=True)
+    host = SimpleNamespace(name="aten::conv2d", device_type=DeviceType.CPU, is_user_annotation=False)
+    assert profile._device_events([kernel, step_range, host]) == [kernel]

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "training_speed": (lambda: training_speed(settings, report), 15.0),
             "compiled_training": (lambda: compiled_training(settings, report, budget), 30.0),
             "profile": (lambda: profile_section(settings, report), 5.0),
-            "data_wait": (lambda: data_wait(settings, report, data_dir), 10.0),
+            "data_wait": (lambda: data_wait(settings, report, data_dir, budget), 10.0),
         }
         for name in wanted:  # in the order asked for: a short GPU session runs what it most needs first
             fn, min_left_s = sections[name]

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import torch
+from torch._dynamo.utils import counters
 
 from internet_plus.compile import CompileNetwork, compile_network, uses_cuda_graphs
 from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
@@ -65,6 +66,7 @@ def _variant(backbone: str, spec: dict[str, Any], settings: Settings, state: dic
             torch.compiler.cudagraph_mark_step_begin()
         inner()
 
+    skips_before = counters["inductor"]["cudagraph_skips"]
     start = time.perf_counter()
     step()
     _sync()
@@ -86,6 +88,8 @@ def _variant(backbone: str, spec: dict[str, Any], settings: Settings, state: dic
         "losses_finite": finite,
         "lightning_s_per_iteration": fit_s,
         "lightning_over_own_loop": fit_s / median,
+        # graphs Inductor compiled but did not record as CUDA graphs (it says why in a warning); 0 with reduce-overhead
+        "cudagraph_skips": counters["inductor"]["cudagraph_skips"] - skips_before,
     }
 
 
@@ -118,6 +122,13 @@ def compiled_training(settings: Settings, report: Report, budget: Budget | None 
             else:
                 entry[name] = r
                 report.check("compiled_training", f"{backbone} {name}: finite losses", r["losses_finite"])
+                if spec["compile"] is not None and uses_cuda_graphs(spec["compile"]):
+                    report.check(
+                        "compiled_training",
+                        f"{backbone} {name}: CUDA graphs recorded",
+                        r["cudagraph_skips"] == 0,
+                        f"{r['cudagraph_skips']} graph(s) not recorded (see Inductor's warning)",
+                    )
                 if name != "eager" and "first_loss" in entry["eager"]:
                     ref = entry["eager"]["first_loss"]
                     err = abs(r["first_loss"] - ref) / abs(ref)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from internet_plus.tools.gpu_check.helpers import StepRecorder, make_module, make_trainer, quiet_lightning
-from internet_plus.tools.gpu_check.settings import Report, Settings
+from internet_plus.tools.gpu_check.settings import Budget, Report, Settings
 
 
 def _data_wait_sets(data_dir: Path, settings: Settings) -> tuple[dict[str, Path], dict[str, float]]:
@@ -50,12 +50,53 @@ PATHS = {
 }
 
 
-def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, Any]:
-    """Section 6: the training loop's data wait with the real DataModules: the worker path at auto and at cores − 1
-    workers, the device paths (:data:`PATHS`) at auto workers for ``settings.data_wait_device_steps`` steps."""
-    from internet_plus.data.datamodule import resolve_num_workers
+#: A run does not start with less time than this left in the check's budget (it is recorded as skipped).
+RUN_MIN_LEFT_S = 20.0
+
+
+def _measure(
+    fmt: str, path: str, root: Path, loader: dict[str, Any], steps_asked: int, precision: str, settings: Settings
+) -> dict[str, Any]:
+    """One run: InterNet+ trained ``steps_asked`` steps on the format's DataModule through the loader path."""
     from internet_plus.data.interhand import InterHandDataModule
     from internet_plus.data.rhd import RHDDataModule
+
+    warp_on, decode_on, _ = PATHS[path]
+    if fmt == "rhd":
+        datamodule = RHDDataModule(root=str(root), warp_on=warp_on, **loader)
+    else:
+        datamodule = InterHandDataModule(root=str(root), warp_on=warp_on, decode_on=decode_on, **loader)
+    datamodule.tests_after_fit = False  # only the training loader is measured; these sets have no test split
+    torch.manual_seed(0)
+    model = make_module("internet_plus", settings.input_size, lr=1e-4)
+    recorder = StepRecorder()
+    with quiet_lightning():
+        trainer = make_trainer(settings, precision, [recorder], max_steps=steps_asked)
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule)
+        total = time.perf_counter() - start
+    skip = min(10, len(recorder.step_s) // 2)
+    steps = recorder.step_s[skip:]
+    waits = recorder.wait_s[max(0, skip - 1) :]
+    busy, idle = sum(steps), sum(waits)
+    fraction = idle / (busy + idle) if busy + idle > 0 else math.nan
+    return {
+        "steps": len(recorder.step_s),
+        "step_ms_median": 1e3 * statistics.median(steps) if steps else math.nan,
+        "wait_ms_median": 1e3 * statistics.median(waits) if waits else math.nan,
+        "wait_ms_p90": 1e3 * float(np.percentile(waits, 90)) if waits else math.nan,
+        "data_wait_fraction": fraction,
+        "samples_per_s": settings.batch_size * len(steps) / (busy + idle) if busy + idle > 0 else math.nan,
+        "fit_seconds": total,
+    }
+
+
+def data_wait(settings: Settings, report: Report, data_dir: Path, budget: Budget | None = None) -> dict[str, Any]:
+    """Section 6: the training loop's data wait with the real DataModules: the worker path at auto and at cores − 1
+    workers, the device paths (:data:`PATHS`) at auto workers for ``settings.data_wait_device_steps`` steps. A run
+    that fails is recorded with its error (a failed check), one that would start with under ``RUN_MIN_LEFT_S`` of
+    ``budget`` left as skipped; the others still run."""
+    from internet_plus.data.datamodule import resolve_num_workers
 
     roots, rates = _data_wait_sets(data_dir, settings)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -77,47 +118,25 @@ def data_wait(settings: Settings, report: Report, data_dir: Path) -> dict[str, A
         for workers in (worker_counts if path == "worker" else [auto])
     ]
     for fmt, path, workers in plan:
-        warp_on, decode_on, _ = PATHS[path]
-        loader = {"num_workers": workers, "cache_dir": str(data_dir / "cache"), "warp_on": warp_on, **common}
+        name = {"format": fmt, "path": path, "workers": workers, "auto": workers == auto}
+        if budget is not None and budget.left() < RUN_MIN_LEFT_S:
+            runs.append({**name, "skipped": f"time budget ({budget.seconds:.0f} s) nearly spent"})
+            continue
         steps_asked = settings.data_wait_steps if path == "worker" else settings.data_wait_device_steps
-        if fmt == "rhd":
-            datamodule = RHDDataModule(root=str(roots["rhd"]), **loader)
+        loader = {"num_workers": workers, "cache_dir": str(data_dir / "cache"), **common}
+        try:
+            run = {**name, **_measure(fmt, path, roots[fmt], loader, steps_asked, precision, settings)}
+        except Exception as exc:  # a path that fails is a failed check; the other runs still measure
+            run = {**name, "error": f"{type(exc).__name__}: {exc}"}
+            report.check("data_wait", f"{fmt} {path} workers {workers}: ran", False, run["error"])
+            print(f"  {fmt} {path} workers {workers}: {run['error']}", flush=True)
         else:
-            datamodule = InterHandDataModule(root=str(roots["interhand"]), decode_on=decode_on, **loader)
-        datamodule.tests_after_fit = False  # only the training loader is measured; these sets have no test split
-        torch.manual_seed(0)
-        model = make_module("internet_plus", settings.input_size, lr=1e-4)
-        recorder = StepRecorder()
-        with quiet_lightning():
-            trainer = make_trainer(settings, precision, [recorder], max_steps=steps_asked)
-            start = time.perf_counter()
-            trainer.fit(model, datamodule=datamodule)
-            total = time.perf_counter() - start
-        skip = min(10, len(recorder.step_s) // 2)
-        steps = recorder.step_s[skip:]
-        waits = recorder.wait_s[max(0, skip - 1) :]
-        busy, idle = sum(steps), sum(waits)
-        fraction = idle / (busy + idle) if busy + idle > 0 else math.nan
-        run = {
-            "format": fmt,
-            "path": path,
-            "workers": workers,
-            "auto": workers == auto,
-            "steps": len(recorder.step_s),
-            "step_ms_median": 1e3 * statistics.median(steps) if steps else math.nan,
-            "wait_ms_median": 1e3 * statistics.median(waits) if waits else math.nan,
-            "wait_ms_p90": 1e3 * float(np.percentile(waits, 90)) if waits else math.nan,
-            "data_wait_fraction": fraction,
-            "samples_per_s": settings.batch_size * len(steps) / (busy + idle) if busy + idle > 0 else math.nan,
-            "fit_seconds": total,
-        }
+            print(
+                f"  {fmt} {path} workers {workers}: step {run['step_ms_median']:.1f} ms, "
+                f"wait {run['wait_ms_median']:.1f} ms, data wait {run['data_wait_fraction']:.1%}",
+                flush=True,
+            )
         runs.append(run)
-        print(
-            f"  {fmt} {path} workers {workers}: step {run['step_ms_median']:.1f} ms, "
-            f"wait {run['wait_ms_median']:.1f} ms, data wait {fraction:.1%}",
-            flush=True,
-        )
-        del model, trainer, datamodule
     return {
         "precision": precision,
         "cores": cores,

@@ -21,9 +21,11 @@ from internet_plus.tools.timing import timed_runs
 
 #: ``torch.compile`` options of the inference copy per mode: Inductor with frozen weights (the copy's default), and
 #: the same with CUDA graphs (what ``mode="reduce-overhead"`` adds; ``mode`` and ``options`` cannot be combined).
+#: ``dynamic=False``: one graph specialised to each batch size. Without it, the second batch size of a mode would
+#: recompile as a graph for any batch size (PyTorch's automatic dynamic shapes), timed unlike the first.
 COMPILE_OPTIONS = {
-    "default": {"options": {"freezing": True}},
-    "reduce-overhead": {"options": {"freezing": True, "triton.cudagraphs": True}},
+    "default": {"dynamic": False, "options": {"freezing": True}},
+    "reduce-overhead": {"dynamic": False, "options": {"freezing": True, "triton.cudagraphs": True}},
 }
 
 
@@ -56,6 +58,38 @@ def _outputs(model: torch.nn.Module, images: torch.Tensor, dtype: torch.dtype | 
     with torch.inference_mode(), autocast(images.device, dtype):
         out = model(images)
     return {k: v.float().clone() for k, v in out.items()}
+
+
+def _compiled_pair(
+    entry: dict[str, Any],
+    report: Report,
+    backbone: str,
+    mode: str,
+    fast: torch.nn.Module,
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    pname: str,
+    precisions: dict[str, torch.dtype | None],
+    settings: Settings,
+) -> None:
+    """One (precision, batch) pair of the compile plan: the first pass (compilation), parity and throughput."""
+    dtype = precisions[pname]
+    bs = images.shape[0]
+    key = pname if mode == "default" else f"{pname} {mode}"
+    start = time.perf_counter()
+    out = _outputs(fast, images, dtype)
+    _sync()
+    compile_s = time.perf_counter() - start
+    errs = output_errors(out, _outputs(model, images, dtype))
+    timing = _timed_inference(fast, images, dtype, settings)
+    entry["compiled"].setdefault(key, {})[str(bs)] = {**timing, "first_pass_s": compile_s}
+    entry["parity"][f"compiled {key} batch {bs}"] = errs
+    report.check(
+        "inference",
+        f"{backbone}: torch.compile ({mode}) == eager, {pname}, batch {bs}",
+        max(errs.values()) <= PARITY_RTOL[pname],
+        ", ".join(f"{k} {v:.1e}" for k, v in errs.items()),
+    )
 
 
 def inference_section(settings: Settings, report: Report, budget: Budget) -> dict[str, Any]:
@@ -102,22 +136,16 @@ def inference_section(settings: Settings, report: Report, budget: Budget) -> dic
             for mode, plan in compiled_plan(settings).items():
                 fast = optimize_for_inference(model, compile=True, compile_options=COMPILE_OPTIONS[mode])
                 for pname, bs in plan:
-                    dtype = precisions[pname]
-                    key = pname if mode == "default" else f"{pname} {mode}"
-                    start = time.perf_counter()
-                    out = _outputs(fast, inputs[bs], dtype)
-                    _sync()
-                    compile_s = time.perf_counter() - start
-                    errs = output_errors(out, _outputs(model, inputs[bs], dtype))
-                    timing = _timed_inference(fast, inputs[bs], dtype, settings)
-                    entry["compiled"].setdefault(key, {})[str(bs)] = {**timing, "first_pass_s": compile_s}
-                    entry["parity"][f"compiled {key} batch {bs}"] = errs
-                    report.check(
-                        "inference",
-                        f"{backbone}: torch.compile ({mode}) == eager, {pname}, batch {bs}",
-                        max(errs.values()) <= PARITY_RTOL[pname],
-                        ", ".join(f"{k} {v:.1e}" for k, v in errs.items()),
-                    )
+                    try:
+                        _compiled_pair(
+                            entry, report, backbone, mode, fast, model, inputs[bs], pname, precisions, settings
+                        )
+                    except Exception as exc:  # a failed compilation is a failed check; the section's figures stay
+                        error = f"{type(exc).__name__}: {exc}"
+                        entry.setdefault("compile_errors", {})[f"{mode} {pname} batch {bs}"] = error
+                        report.check(
+                            "inference", f"{backbone}: torch.compile ({mode}), {pname}, batch {bs}: ran", False, error
+                        )
                 del fast
                 torch._dynamo.reset()
         results[backbone] = entry

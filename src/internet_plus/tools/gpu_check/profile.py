@@ -27,8 +27,10 @@ TOP_OPERATIONS = 10
 
 
 def _device_events(events: Any) -> list[Any]:
-    """Kernels, copies and memsets on the GPU (the profiler's device-side events)."""
-    return [e for e in events if e.device_type == DeviceType.CUDA]
+    """Kernels, copies and memsets on the GPU (the profiler's device-side events). Not the device-side spans of
+    ``record_function`` ranges (the optimiser's ``Optimizer.step#AdamW.step``): they overlap the kernels they hold,
+    which would then count twice (torch's own summary table leaves them out the same way)."""
+    return [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
 def _top_level_aten(events: Any) -> list[Any]:

@@ -50,7 +50,8 @@ def goals(report: Report) -> dict[str, Any]:
         out["training_ratio_best"] = max(same_settings)
         out["training_goal_met"] = max(same_settings) >= GOALS["training_ratio"]
     waits = report.sections.get("data_wait", {}).get("runs", [])
-    auto = [r for r in waits if r["auto"] and r.get("path", "worker") == "worker"]  # the default loader path
+    measured = [r for r in waits if "data_wait_fraction" in r]  # not the runs that failed or were skipped
+    auto = [r for r in measured if r["auto"] and r.get("path", "worker") == "worker"]  # the default loader path
     if auto:
         worst = max(r["data_wait_fraction"] for r in auto)
         out["data_wait_auto_worst"] = worst
@@ -243,6 +244,11 @@ def _md_data_wait(dw: dict[str, Any]) -> list[str]:
     lines += _table([*head, "data wait", *(["samples/s"] if paths else [])])
     for r in dw["runs"]:
         workers = f"{r['workers']}{' (auto)' if r['auto'] else ''}"
+        status = next((k for k in ("error", "skipped") if k in r), None)
+        if status:  # a run that failed or was skipped: its row says so, the reason is in the JSON
+            path = [r.get("path", "worker")] if paths else []
+            lines.append(_row(r["format"], *path, workers, status, *[""] * (4 if paths else 3)))
+            continue
         wait = f"{_fmt(r['wait_ms_median'])} / {_fmt(r['wait_ms_p90'])}"
         share = f"{_fmt(100 * r['data_wait_fraction'])} %"
         if paths:
