@@ -737,3 +737,25 @@ def test_missing_test_annotations_are_found_at_fit_setup(tmp_path: Path) -> None
     shutil.rmtree(root / "annotations" / "test")
     with pytest.raises(DatasetLayoutError, match="test"):
         _ih_datamodule(root, tmp_path / "cache").setup("fit")
+
+
+def test_synthetic_frames_are_encoded_as_the_real_ones(tmp_path: Path) -> None:
+    """The synthetic InterHand2.6M frames are JPEGs of the real frames' kind (tests/fixtures/real_samples):
+    progressive, 4:2:0 chroma subsampling, in the real ones' size range, so that decoding them (in a loader worker
+    or on a GPU) costs what the real data costs."""
+    from PIL import Image
+
+    from internet_plus.data.synthetic.interhand import write_interhand_frames
+
+    write_interhand_frames(tmp_path, ["a.jpg", "b.jpg"], (512, 334), seed=0)
+    real = sorted((REAL_SAMPLES / "interhand2.6m").glob("*.jpg"))
+    assert real
+    for synthetic in (tmp_path / "a.jpg", tmp_path / "b.jpg"):
+        with Image.open(synthetic) as ours, Image.open(real[0]) as theirs:
+            assert ours.info.get("progressive") == theirs.info.get("progressive") == 1
+            assert ours.layer == theirs.layer  # component ids and sampling factors: Y 2×2, Cb and Cr 1×1 (4:2:0)
+            assert ours.size == (512, 334)
+        assert 10_000 < synthetic.stat().st_size < 45_000  # the real frames: 12–27 KB
+    write_interhand_frames(tmp_path / "baseline", ["c.jpg"], (512, 334), progressive=False)
+    with Image.open(tmp_path / "baseline" / "c.jpg") as baseline:
+        assert not baseline.info.get("progressive")

@@ -12,7 +12,8 @@ and assemble the target tensors. Collation and inter-process transfer are not in
 **How.** A small synthetic tree of each format is written into a temporary folder: RHD_published_v2 by the synthetic
 generator (:func:`internet_plus.data.synthetic.generate.generate_rhd_dataset`: rendered hands on a textured
 background, 320×320 colour, mask and depth PNGs as the official files) and InterHand2.6M v1.0 annotations with
-512×334 JPEG frames (quality 95, smooth random content with sensor-like noise, in the size range of real frames) by
+512×334 JPEG frames (progressive, quality 85, as the real frames in size and decoding time; smooth random content
+with sensor-like noise) by
 :func:`internet_plus.data.synthetic.interhand.write_interhand_split`. The process is pinned to one core
 (``os.sched_setaffinity`` where available) with ``torch.set_num_threads(1)`` and ``cv2.setNumThreads(1)``, as one
 loader worker; after a warm-up pass the samples are read in a fixed order (cycling over the tree, epochs 1, 2, … so
