@@ -207,7 +207,15 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "disabled", "PROJECT_ROOT": str(ROOT)}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-m", "internet_plus.tools.gpu_check", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "internet_plus.tools.gpu_check",
+            "--out",
+            str(tmp_path),
+            "--compile-cache",
+            str(tmp_path / "cc"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -218,6 +226,8 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     assert "no CUDA device here" in proc.stdout
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["dry_run"] and report["machine"]["device_name"].startswith("CPU dry run")
+    cache = report["compile_cache"]  # the dry run compiles nothing with Inductor: nothing loaded, nothing written
+    assert cache["files_loaded"] == [] and cache["file_written"] is None and cache["fxgraph_cache_miss"] == 0
     assert {n: s["status"] for n, s in report["sections"].items()} == {n: "ok" for n in gc.SECTIONS}
     assert report["failed"] == 0 and report["passed"] >= 10
     matrix = report["sections"]["training_matrix"]["runs"]
@@ -380,3 +390,55 @@ def test_the_profile_counts_kernels_not_the_annotated_ranges_that_hold_them() ->
     step_range = SimpleNamespace(name="Optimizer.step#AdamW.step", device_type=DeviceType.CUDA, is_user_annotation=True)
     host = SimpleNamespace(name="aten::conv2d", device_type=DeviceType.CPU, is_user_annotation=False)
     assert profile._device_events([kernel, step_range, host]) == [kernel]
+
+
+_COMPILE_CACHE_RUN = """
+import json, sys
+from pathlib import Path
+import torch
+from internet_plus.tools.gpu_check.compile_cache import CompileCache
+
+folder, channels = Path(sys.argv[1]), int(sys.argv[2])
+cache = CompileCache(folder)
+cache.load()
+model = torch.nn.Sequential(torch.nn.Conv2d(3, channels, 3), torch.nn.ReLU(), torch.nn.Conv2d(channels, 4, 3))
+model.compile(backend="inductor", dynamic=False)
+model(torch.randn(2, 3, 12, 12)).sum().backward()
+cache.save()
+print(json.dumps(cache.summary()))
+"""
+
+
+@pytest.mark.slow
+def test_the_compile_cache_carries_compilations_to_a_cold_machine_and_never_rewrites_an_earlier_file(
+    tmp_path: Path,
+) -> None:
+    """Each run in a fresh process with an empty Inductor cache directory (a cold machine): the first compiles and
+    writes its file; the second loads it and compiles nothing anew (cache hits, no new file); the third compiles
+    another graph into a new file and leaves the first as it was."""
+    folder = tmp_path / "cache"
+
+    def run(channels: int, machine: str) -> dict:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / machine), "PYTHONPATH": str(ROOT / "src")}
+        proc = subprocess.run(
+            [sys.executable, "-c", _COMPILE_CACHE_RUN, str(folder), str(channels)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = run(8, "machine1")
+    assert first["files_loaded"] == [] and first["file_written"] == "compile_cache.bin"
+    assert first["fxgraph_cache_miss"] >= 1 and first["new"].get("inductor", 0) >= 1
+    written = (folder / "compile_cache.bin").read_bytes()
+
+    second = run(8, "machine2")
+    assert second["files_loaded"] == ["compile_cache.bin"] and second["fxgraph_cache_hit"] >= 1
+    assert second["fxgraph_cache_miss"] == 0 and second["file_written"] is None
+
+    third = run(6, "machine3")  # another graph
+    assert third["file_written"] == "compile_cache-2.bin" and third["fxgraph_cache_miss"] >= 1
+    assert (folder / "compile_cache.bin").read_bytes() == written

@@ -2,6 +2,7 @@
 measured on the GPU, and whether the input pipeline keeps the GPU fed.
 
     python -m internet_plus.tools.gpu_check [--out DIR] [--budget-s 600] [--sections a,b] [--dry-run]
+        [--compile-cache DIR]   # torch.compile's caches carried to the next run (compile_cache.py)
     make gpu-check [OUT=DIR] [ARGS="--sections inference,data_wait"]
 
 Sections, in the order below unless ``--sections`` names a subset in another order (each one's time is recorded; a

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from internet_plus.tools.gpu_check.compile_cache import CompileCache
 from internet_plus.tools.gpu_check.compiled_training import compiled_training
 from internet_plus.tools.gpu_check.data_wait import data_wait
 from internet_plus.tools.gpu_check.helpers import device_slug, free_path
@@ -72,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(SECTIONS),
         help=f"comma-separated subset of {', '.join(SECTIONS)}, run in the order given",
     )
+    parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        default=None,
+        help="a folder carrying torch.compile's caches between runs: its *.bin files are loaded at the start, this "
+        "run's compilations are written to a new file in it (compile_cache.py)",
+    )
     parser.add_argument("--section", choices=["ddp"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -110,11 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     budget = Budget(settings.budget_s)
     print(f"{machine['device_name']}: torch {machine['torch']}, budget {settings.budget_s:.0f} s", flush=True)
+    compile_cache = CompileCache(args.compile_cache) if args.compile_cache else None
+    if compile_cache is not None:
+        compile_cache.load()
+        loaded = ", ".join(compile_cache.files_loaded) or "nothing (no cache file yet)"
+        print(f"compile cache {args.compile_cache}: loaded {loaded}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = free_path(out / "gpu_check.json"), free_path(out / "gpu_check.md")
 
     def save() -> dict[str, Any]:
-        """Write the report so far (after every section: a run cut short still leaves its figures)."""
+        """Write the report so far (after every section: a run cut short still leaves its figures), and the compile
+        cache when asked for."""
+        if compile_cache is not None:
+            compile_cache.save()
         result = {
             "dry_run": settings.dry_run,
             "settings": asdict(settings),
@@ -125,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "passed": len(report.checks) - len(report.failed),
             "failed": len(report.failed),
             "goals": goals(report),
+            **({"compile_cache": compile_cache.summary()} if compile_cache is not None else {}),
         }
         json_path.write_text(json.dumps(result, indent=1, default=str) + "\n")
         md_path.write_text(markdown(result))
