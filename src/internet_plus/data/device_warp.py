@@ -171,8 +171,8 @@ def warp_batch(images: torch.Tensor, trans: torch.Tensor, colors: torch.Tensor, 
             f"for {batch} images, trans must be {batch}×2×3 and colors {batch}×3; got {tuple(trans.shape)} and "
             f"{tuple(colors.shape)}"
         )
-    theta = sampling_theta(trans, width, height, int(input_size)).to(images.device)
     size = int(input_size)
+    theta = sampling_theta(trans, width, height, size).to(images.device)
     grid = F.affine_grid(theta, [batch, 3, size, size], align_corners=False)
     crops = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     crops = crops * colors.to(device=images.device, dtype=torch.float32)[:, :, None, None]

@@ -20,6 +20,7 @@ file from another PyTorch or GPU is harmless: its entries do not match.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,7 @@ def _keys(info: Any) -> set[tuple[str, str]]:
 
 
 def _counts(keys: set[tuple[str, str]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for kind, _ in keys:
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+    return dict(Counter(kind for kind, _ in keys))
 
 
 class CompileCache:

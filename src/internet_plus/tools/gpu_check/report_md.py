@@ -169,17 +169,16 @@ def _md_compiled_training(section: dict[str, Any]) -> list[str]:
         "s/iteration (median after warm-up); in brackets the first step (compilation, CUDA-graph recording).",
         "",
     ]
-    lines += _table(["backbone", *names])
-    for backbone, entry in results.items():
-        cells = []
-        for name in names:
-            r = entry.get(name, {})
-            status = next((k for k in ("error", "skipped") if k in r), None)
-            if status:
-                cells.append(status)
-            else:
-                cells.append(f"{_fmt(r.get('time_per_iteration_s'), '.4f')} ({_fmt(r.get('first_step_s'), '.1f')} s)")
-        lines.append(_row(LABELS.get(backbone, backbone), *cells))
+
+    def own_loop(r: dict[str, Any]) -> str:
+        status = next((k for k in ("error", "skipped") if k in r), None)
+        return status or f"{_fmt(r.get('time_per_iteration_s'), '.4f')} ({_fmt(r.get('first_step_s'), '.1f')} s)"
+
+    def lightning(r: dict[str, Any]) -> str:
+        fit = r.get("lightning_s_per_iteration")
+        return f"{fit:.4f} ({r['lightning_over_own_loop']:.2f})" if fit is not None else "–"
+
+    lines += _variant_table(results, names, own_loop)
     ratios = section.get("ratios", {})
     if ratios:
         lines += ["", "InterNet s/iter ÷ InterNet+ s/iter: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())]
@@ -192,14 +191,17 @@ def _md_compiled_training(section: dict[str, Any]) -> list[str]:
             "costs).",
             "",
         ]
-        lines += _table(["backbone", *names])
-        for backbone, entry in results.items():
-            cells = []
-            for name in names:
-                r = entry.get(name, {})
-                fit = r.get("lightning_s_per_iteration")
-                cells.append(f"{fit:.4f} ({r['lightning_over_own_loop']:.2f})" if fit is not None else "–")
-            lines.append(_row(LABELS.get(backbone, backbone), *cells))
+        lines += _variant_table(results, names, lightning)
+    return lines
+
+
+def _variant_table(
+    results: dict[str, dict[str, Any]], names: list[str], cell: Callable[[dict[str, Any]], str]
+) -> list[str]:
+    """A backbone × variant table of ``compiled_training``'s results, each cell ``cell(result)``."""
+    lines = _table(["backbone", *names])
+    for backbone, entry in results.items():
+        lines.append(_row(LABELS.get(backbone, backbone), *(cell(entry.get(name, {})) for name in names)))
     return lines
 
 
