@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,45 @@ def test_a_section_that_raises_is_a_failed_check_and_the_others_still_run() -> N
     assert [c["name"] for c in report.failed] == ["section ran"]
 
 
+def test_the_ddp_processes_run_in_the_background_only_beside_sections_that_time_nothing() -> None:
+    assert gc.in_background(list(gc.SECTIONS))  # the default order: after the matrix and the loss parity
+    assert gc.in_background(["loss_parity", "ddp", "inference"])
+    assert not gc.in_background(["ddp", "training_matrix"])  # nothing before it to hide behind
+    assert not gc.in_background(["training_matrix", "inference", "ddp"])  # would run beside a timed section
+    assert not gc.in_background(["profile", "data_wait", "compiled_training"])  # not asked for
+
+
+def test_stopping_the_ddp_processes_kills_the_running_one_and_starts_no_other(tmp_path: Path) -> None:
+    processes = gc.DdpProcesses(gc.Settings.dry(), tmp_path, ["--dry-run"])
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    processes.commands = {"child": sleeper, "train_py": sleeper}
+    processes.start()
+    deadline = time.monotonic() + 20
+    while processes._running is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    start = time.monotonic()
+    processes.stop()
+    assert time.monotonic() - start < 10 and processes.background and not processes._thread.is_alive()
+    assert processes.outcome["child"]["exit"] not in (0, None)  # killed
+    assert processes.outcome["train_py"] == {"exit": None, "tail": "not started: the check stopped", "seconds": 0.0}
+
+
+def test_a_failed_ddp_child_is_a_failed_check_and_train_py_is_still_judged(tmp_path: Path) -> None:
+    processes = gc.DdpProcesses(gc.Settings.dry(), tmp_path, ["--dry-run"])
+    processes.commands = {
+        "child": [sys.executable, "-c", "import sys; print('no process group'); sys.exit(3)"],
+        "train_py": [sys.executable, "-c", "pass"],  # exits 0 but writes no metrics.json
+    }
+    report = gc.Report()
+    result = gc.ddp_section(gc.Settings.dry(), report, processes)
+    assert not result["background"] and result["child_exit"] == 3 and "no process group" in result["child_tail"]
+    assert [c["name"] for c in report.failed] == [
+        "strategy=ddp on one device",
+        "python train.py trainer=ddp_cpu trainer.devices=1",
+    ]
+    assert result["train_py"]["exit"] == 0 and result["train_py"]["metrics"] == {}
+
+
 @pytest.mark.slow
 def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Path) -> None:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "disabled", "PROJECT_ROOT": str(ROOT)}
@@ -236,6 +276,9 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     assert all(0 < r["first_step_s"] < r["fit_s"] for r in matrix)  # where the section's time goes
     ddp = report["sections"]["ddp"]
     assert ddp["in_process"]["world_size"] == 1 and ddp["train_py"]["exit"] == 0
+    # the default order: the DDP processes ran in the background beside the matrix and the loss parity
+    assert ddp["background"] and "[ddp] child processes started in the background" in proc.stdout
+    assert ddp["child_seconds"] > 0 and ddp["train_py_seconds"] > 0
     waits = report["sections"]["data_wait"]["runs"]
     paths = {(r["format"], r["path"]) for r in waits}
     assert paths == {(f, p) for f in ("rhd", "interhand") for p in ("worker", "warp_on=device")} | {

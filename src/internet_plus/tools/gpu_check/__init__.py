@@ -23,7 +23,11 @@ section that would start after ``--budget-s`` is recorded as skipped, never sile
 3. ``ddp`` — in a child process: ``strategy=ddp`` on one device with ``sync_batchnorm`` (every ``BatchNorm`` must
    have become ``SyncBatchNorm``), the DataModule's per-process batch and evaluation sharding, fit + test with
    finite metrics (cuDNN's autotuning off); then ``train.py trainer=ddp`` itself (``trainer.devices=1`` on a
-   one-GPU machine, the real 2 on a machine with two or more GPUs) with ``metrics.json`` checked.
+   one-GPU machine, the real 2 on a machine with two or more GPUs) with ``metrics.json`` checked. Both processes
+   only check correctness, and most of their time is Python starting and the process group forming: when every
+   section before ``ddp`` times nothing (``training_matrix``, ``loss_parity``: the default order), they start in the
+   background as the check starts and the section collects them at its turn (``ddp.py``); its recorded time is then
+   the wait, the processes' own times are ``child_seconds`` and ``train_py_seconds``.
 4. ``inference`` — per backbone, eager inference at batch 1, 8, 32 in float32 (cuDNN's TF32 as PyTorch defaults),
    float16 and bfloat16 autocast; ``optimize_for_inference`` against eager (same precision); ``torch.compile`` of
    that copy for InterNet+ and InterNet (``inference.compiled_plan``: the largest batch in float16 and bfloat16, and
@@ -66,6 +70,7 @@ from __future__ import annotations
 from internet_plus.tools.gpu_check.cli import machine_info, main, parse_args
 from internet_plus.tools.gpu_check.compiled_training import compiled_training, training_ratios
 from internet_plus.tools.gpu_check.data_wait import data_wait
+from internet_plus.tools.gpu_check.ddp import DdpProcesses, ddp_child, ddp_section, in_background
 from internet_plus.tools.gpu_check.helpers import (
     StepRecorder,
     SyncBatchNormProbe,
@@ -99,12 +104,13 @@ from internet_plus.tools.gpu_check.settings import (
     Report,
     Settings,
 )
-from internet_plus.tools.gpu_check.training import ddp_child, ddp_section, loss_parity, training_matrix
+from internet_plus.tools.gpu_check.training import loss_parity, training_matrix
 from internet_plus.tools.gpu_check.training_speed import training_speed
 
 __all__ = [
     "AUTOCAST",
     "Budget",
+    "DdpProcesses",
     "GOALS",
     "LOSS_RTOL",
     "MAX_SKIPPED_STEPS",
@@ -125,6 +131,7 @@ __all__ = [
     "device_slug",
     "free_path",
     "goals",
+    "in_background",
     "inference_section",
     "loss_parity",
     "loss_trend",

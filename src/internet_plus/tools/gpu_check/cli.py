@@ -18,12 +18,13 @@ import torch
 from internet_plus.tools.gpu_check.compile_cache import CompileCache
 from internet_plus.tools.gpu_check.compiled_training import compiled_training
 from internet_plus.tools.gpu_check.data_wait import data_wait
-from internet_plus.tools.gpu_check.helpers import device_slug, free_path
+from internet_plus.tools.gpu_check.ddp import DdpProcesses, ddp_child, ddp_section, in_background
+from internet_plus.tools.gpu_check.helpers import device_slug, free_path, shared_datamodule
 from internet_plus.tools.gpu_check.inference import inference_section
 from internet_plus.tools.gpu_check.profile import profile_section
 from internet_plus.tools.gpu_check.report_md import goals, markdown
 from internet_plus.tools.gpu_check.settings import ROOT, SECTIONS, Budget, Report, Settings
-from internet_plus.tools.gpu_check.training import ddp_child, ddp_section, loss_parity, training_matrix
+from internet_plus.tools.gpu_check.training import loss_parity, training_matrix
 from internet_plus.tools.gpu_check.training_speed import training_speed
 from internet_plus.tools.timing import cpu_name
 
@@ -150,20 +151,31 @@ def main(argv: list[str] | None = None) -> int:
     result = save()
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         data_dir = Path(tmp)
+        ddp = DdpProcesses(settings, data_dir, script_args)
+        if in_background(wanted):  # the DDP processes only check correctness: beside the sections that time nothing
+            shared_datamodule(settings, data_dir, augment=False).prepare_data()  # written once, before they read it
+            ddp.start()
+            beside = ", ".join(wanted[: wanted.index("ddp")])
+            print(f"[ddp] child processes started in the background, beside {beside}", flush=True)
         sections: dict[str, tuple[Callable[[], dict[str, Any]], float]] = {
             "training_matrix": (lambda: training_matrix(settings, report, data_dir, budget), 0.0),
             "loss_parity": (lambda: loss_parity(settings, report), 0.0),
-            "ddp": (lambda: ddp_section(settings, report, data_dir, script_args), 30.0),
+            # already running in the background: collected whatever the budget (their time is being spent anyway)
+            "ddp": (lambda: ddp_section(settings, report, ddp), 0.0 if ddp.background else 30.0),
             "inference": (lambda: inference_section(settings, report, budget), 20.0),
             "training_speed": (lambda: training_speed(settings, report), 15.0),
             "compiled_training": (lambda: compiled_training(settings, report, budget), 30.0),
             "profile": (lambda: profile_section(settings, report), 5.0),
             "data_wait": (lambda: data_wait(settings, report, data_dir, budget), 10.0),
         }
-        for name in wanted:  # in the order asked for: a short GPU session runs what it most needs first
-            fn, min_left_s = sections[name]
-            report.run(name, budget, fn, min_left_s=min_left_s)
-            result = save()
+        try:
+            for name in wanted:  # in the order asked for: a short GPU session runs what it most needs first
+                fn, min_left_s = sections[name]
+                action = "collecting its background processes" if name == "ddp" and ddp.background else "started"
+                report.run(name, budget, fn, min_left_s=min_left_s, action=action)
+                result = save()
+        finally:
+            ddp.stop()  # a check cut short leaves no child process behind
     print(markdown(result))
     print(f"wrote {json_path} and {md_path}")
     return 1 if report.failed else 0

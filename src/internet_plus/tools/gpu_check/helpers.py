@@ -198,6 +198,13 @@ def synthetic_datamodule(root: Path, settings: Settings, num_train: int, augment
     )
 
 
+def shared_datamodule(settings: Settings, data_dir: Path, augment: bool) -> Any:
+    """The synthetic set at ``data_dir/matrix`` that the training matrix, the DDP child and ``train.py`` all read
+    (the same generator settings, so the set is written once), with up to 4 loader workers."""
+    workers = min(4, os.cpu_count() or 1)
+    return synthetic_datamodule(data_dir / "matrix", settings, settings.train_samples, augment, workers)
+
+
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Lightning's per-fit banners (GPU available, LOCAL_RANK, …) once per fit are noise in a 20-fit check."""

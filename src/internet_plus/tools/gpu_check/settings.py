@@ -134,13 +134,21 @@ class Report:
     def failed(self) -> list[dict[str, Any]]:
         return [c for c in self.checks if not c["passed"]]
 
-    def run(self, name: str, budget: Budget, fn: Callable[[], dict[str, Any]], min_left_s: float = 0.0) -> None:
-        """Run one section, recording its time, its result or its error (a failed check), or why it was skipped."""
+    def run(
+        self,
+        name: str,
+        budget: Budget,
+        fn: Callable[[], dict[str, Any]],
+        min_left_s: float = 0.0,
+        action: str = "started",
+    ) -> None:
+        """Run one section, recording its time, its result or its error (a failed check), or why it was skipped.
+        ``action`` is what the log line at its start says it does (a section started in the background is collected)."""
         if budget.left() < min_left_s:
             self.sections[name] = {"status": "skipped", "reason": f"time budget ({budget.seconds:.0f} s) spent"}
             print(f"[{name}] skipped: time budget spent", flush=True)
             return
-        print(f"[{name}] started at {budget.elapsed:.0f} s", flush=True)
+        print(f"[{name}] {action} at {budget.elapsed:.0f} s", flush=True)
         start = time.perf_counter()
         try:
             result = fn()
