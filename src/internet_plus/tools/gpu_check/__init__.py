@@ -44,7 +44,10 @@ section that would start after ``--budget-s`` is recorded as skipped, never sile
    variant's first loss must equal eager's from the same weights. Ratios per variant and for each model at its
    fastest.
 7. ``profile`` — ``torch.profiler`` over a few eager training steps of InterNet+ and InterNet: GPU kernels per step,
-   the GPU's busy time and its share of the step's wall time (launch-bound or compute-bound), the top operations.
+   the GPU's busy time and its share of the step's wall time (launch-bound or compute-bound), the top operations;
+   and InterNet+'s eval forward pass part by part at the smallest and largest inference batch in float16
+   (``components.py``: each inverted residual block's stages, coordinate attention, FcaNet, Meta-ACON-C, PoseNet; the
+   device time, share and kernels of each).
 8. ``data_wait`` — 200 training steps of InterNet+ under ``16-mixed`` with the real DataModules (RHD-format PNGs from
    the synthetic generator, InterHand2.6M-format JPEGs), augmentation on, at ``num_workers=auto`` and at one worker
    per core but one; the data wait is the time the training loop waits between steps (the GPU synchronised at each

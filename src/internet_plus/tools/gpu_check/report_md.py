@@ -222,6 +222,29 @@ def _md_profile(section: dict[str, Any]) -> list[str]:
     for backbone, r in results.items():
         top = ", ".join(f"`{o['name']}` {o['ms_per_step']:.2f} ms" for o in r["top_operations"][:5])
         lines.append(f"- {LABELS.get(backbone, backbone)}, most {r['top_by'].replace('_', ' ')}: {top}")
+    if section.get("internet_plus_parts"):
+        lines += ["", *_md_parts(section["internet_plus_parts"])]
+    return lines
+
+
+def _md_parts(by_batch: dict[str, Any]) -> list[str]:
+    """InterNet+'s forward pass part by part: one column pair (ms per pass, share) per batch size."""
+    first = next(iter(by_batch.values()))
+    timed = first["timed_by"]
+    lines = [f"InterNet+'s forward pass part by part ({first['dtype']}, eval; {timed} time per pass):", ""]
+    header = ["part"]
+    for bs in by_batch:
+        header += [f"batch {bs}: ms", "share"] + (["kernels"] if timed == "device" else [])
+    lines += _table(header)
+    labels = list(first["parts"])
+    for label in labels:
+        cells: list[str] = []
+        for costs in by_batch.values():
+            part = costs["parts"][label]
+            cells += [_fmt(part[f"{timed}_ms_per_pass"], ".3f"), f"{_fmt(100 * part['share'])} %"]
+            if timed == "device":
+                cells.append(_fmt(part["kernels_per_pass"], ".0f"))
+        lines.append(_row(label, *cells))
     return lines
 
 

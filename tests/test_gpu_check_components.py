@@ -1,0 +1,83 @@
+"""InterNet+'s forward pass part by part (the GPU check's profile section), on the CPU: the ranges cover the right
+modules, the parts add up, the model is left without hooks, and the kernel count walks the operation tree."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from internet_plus.models.layers import CoordinateAttention, InvertedResidual, MetaAconC, MultiSpectralAttention
+from internet_plus.tools.benchmark import build_model
+from internet_plus.tools.gpu_check import components as comp
+from internet_plus.tools.gpu_check.report_md import _md_parts
+
+
+def _count(model: torch.nn.Module, cls: type) -> int:
+    return sum(isinstance(m, cls) for m in model.backbone.modules())
+
+
+@pytest.fixture(scope="module")
+def internet_plus_costs() -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(0)
+    model = build_model("internet_plus", 64)
+    return model, comp.component_costs(model, torch.rand(2, 3, 64, 64), None, warmup=1, passes=2)
+
+
+def test_each_part_is_timed_once_per_module_per_pass(internet_plus_costs: tuple[torch.nn.Module, dict]) -> None:
+    model, costs = internet_plus_costs
+    parts = costs["parts"]
+    blocks = _count(model, InvertedResidual)
+    assert (blocks, _count(model, CoordinateAttention)) == (13, 7)  # Table 1: 13 bottlenecks, 7 of them with CA
+    expected_calls = {
+        "block expansion 1×1": blocks,
+        "block depthwise": blocks,
+        "block projection 1×1": blocks,
+        "block attention: coordinate attention": 7,
+        "Meta-ACON-C": _count(model, MetaAconC),
+        "FcaNet multi-spectral attention": _count(model, MultiSpectralAttention),
+        "feature extractor": 1,
+        "PoseNet": 1,
+    }
+    assert {k: v["calls_per_pass"] for k, v in parts.items() if k != comp.OTHER} == expected_calls
+    assert list(parts)[-3:] == [comp.OTHER, "feature extractor", "PoseNet"]
+    assert costs["timed_by"] == "host" and costs["batch_size"] == 2 and costs["dtype"] == "float32"
+
+
+def test_the_parts_add_up_to_the_pass(internet_plus_costs: tuple[torch.nn.Module, dict]) -> None:
+    model, costs = internet_plus_costs
+    parts = costs["parts"]
+    named = [k for k in parts if k not in (comp.OTHER, "feature extractor", "PoseNet")]
+    whole = parts["feature extractor"]
+    assert sum(parts[k]["host_ms_per_pass"] for k in [*named, comp.OTHER]) == pytest.approx(whole["host_ms_per_pass"])
+    assert whole["share"] + parts["PoseNet"]["share"] == pytest.approx(1.0)
+    assert costs["ms_per_pass"] == pytest.approx(whole["host_ms_per_pass"] + parts["PoseNet"]["host_ms_per_pass"])
+    assert all(parts[k]["share"] > 0 for k in named) and parts[comp.OTHER]["share"] >= 0
+    # the ranges are gone afterwards: the model runs without hooks
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_the_se_ablation_is_labelled_by_its_attention() -> None:
+    torch.manual_seed(0)
+    model = build_model("internet_plus_se", 64)
+    labels = set(comp.labelled_parts(model).values())
+    assert "block attention: SE" in labels and "block attention: coordinate attention" not in labels
+
+
+def test_kernels_are_counted_through_the_operation_tree() -> None:
+    conv = SimpleNamespace(kernels=[1, 2], cpu_children=[])  # e.g. a convolution and its bias add
+    mul = SimpleNamespace(kernels=[1], cpu_children=[])
+    sigmoid = SimpleNamespace(kernels=[], cpu_children=[SimpleNamespace(kernels=[1], cpu_children=[])])
+    span = SimpleNamespace(kernels=[], cpu_children=[conv, mul, sigmoid])
+    assert comp._kernel_count(span) == 4
+
+
+def test_the_markdown_table_has_a_column_group_per_batch() -> None:
+    part = {"calls_per_pass": 1.0, "host_ms_per_pass": 1.0, "device_ms_per_pass": 0.5, "kernels_per_pass": 12.0}
+    costs = {"timed_by": "device", "dtype": "float16", "parts": {"PoseNet": {**part, "share": 1.0}}}
+    by_batch = {"1": costs, "32": costs}
+    lines = _md_parts(by_batch)
+    assert lines[0].startswith("InterNet+'s forward pass part by part (float16, eval; device time per pass)")
+    assert "| part | batch 1: ms | share | kernels | batch 32: ms | share | kernels |" in lines
+    assert "| PoseNet | 0.500 | 100.0 % | 12 | 0.500 | 100.0 % | 12 |" in lines
