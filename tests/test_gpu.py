@@ -3,8 +3,8 @@
 They cover what only a GPU exercises: 16-bit mixed-precision training steps (float16 through the GradScaler,
 bfloat16 without), the lean heatmap loss's hand-written backward on CUDA against the dense reference, and the
 inference copy (``optimize_for_inference``) against eager inference on CUDA, the device warp and JPEG decoding, and
-the compiled training step (Inductor, CUDA graphs) directly and through ``train.py``, and ``train.py``'s loop
-without a host synchronisation between its logging steps.
+the compiled training step (Inductor, CUDA graphs) directly and through ``train.py``, ``train.py``'s loop
+without a host synchronisation between its logging steps, and the GPU check's part-by-part device times.
 """
 
 from __future__ import annotations
@@ -225,3 +225,24 @@ def test_train_py_on_a_gpu_synchronises_only_at_logging_steps(
         torch.cuda.set_sync_debug_mode(0)
     assert math.isfinite(results["test/epe_mm"])
     assert check.checked_steps >= 20  # 2 epochs of 15 steps, of which 8 may read
+
+
+def test_the_forward_pass_part_by_part_measures_device_time_on_cuda() -> None:
+    """The profile section's breakdown on CUDA: every part launches kernels and has device time, the parts add up
+    to the pass, and the ranges' own device-side spans are not counted as kernels."""
+    from internet_plus.tools.gpu_check import components as comp
+
+    torch.manual_seed(0)
+    model = _model("internet_plus", 128)
+    costs = comp.component_costs(model, torch.rand(4, 3, 128, 128, device=CUDA), torch.float16, warmup=2, passes=3)
+    parts = costs["parts"]
+    assert costs["timed_by"] == "device"
+    named = [k for k in parts if k not in (comp.OTHER, comp.FEATURE_EXTRACTOR, comp.POSENET)]
+    assert all(parts[k]["device_ms_per_pass"] > 0 and parts[k]["kernels_per_pass"] >= 1 for k in named)
+    whole = parts[comp.FEATURE_EXTRACTOR]
+    named_ms = sum(parts[k]["device_ms_per_pass"] for k in [*named, comp.OTHER])
+    assert named_ms == pytest.approx(whole["device_ms_per_pass"])
+    assert parts[comp.OTHER]["kernels_per_pass"] >= 0 and parts[comp.OTHER]["device_ms_per_pass"] >= 0
+    # the parts hold nearly every kernel of the pass (all but the input normalisation) and none twice
+    every = costs["device_ms_per_pass_all_kernels"]
+    assert 0.8 * every <= costs["ms_per_pass"] <= every * 1.001

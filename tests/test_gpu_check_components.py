@@ -65,12 +65,16 @@ def test_the_se_ablation_is_labelled_by_its_attention() -> None:
     assert "block attention: SE" in labels and "block attention: coordinate attention" not in labels
 
 
-def test_kernels_are_counted_through_the_operation_tree() -> None:
-    conv = SimpleNamespace(kernels=[1, 2], cpu_children=[])  # e.g. a convolution and its bias add
-    mul = SimpleNamespace(kernels=[1], cpu_children=[])
-    sigmoid = SimpleNamespace(kernels=[], cpu_children=[SimpleNamespace(kernels=[1], cpu_children=[])])
-    span = SimpleNamespace(kernels=[], cpu_children=[conv, mul, sigmoid])
-    assert comp._kernel_count(span) == 4
+def test_kernels_are_counted_through_the_operation_tree_and_the_ranges_own_spans_are_not() -> None:
+    def k(name: str, us: float) -> SimpleNamespace:
+        return SimpleNamespace(name=name, duration=us)
+
+    conv = SimpleNamespace(kernels=[k("cudnn conv", 10.0), k("bias add", 2.0)], cpu_children=[])
+    mul = SimpleNamespace(kernels=[k("elementwise mul", 3.0)], cpu_children=[])
+    sigmoid = SimpleNamespace(kernels=[], cpu_children=[SimpleNamespace(kernels=[k("sigmoid", 1.0)], cpu_children=[])])
+    # the range's own device-side span (a GPU user annotation holding the kernels above), if attached to it
+    span = SimpleNamespace(kernels=[k(comp.PREFIX + "block depthwise", 16.0)], cpu_children=[conv, mul, sigmoid])
+    assert comp._device_work(span) == (16.0, 4)
 
 
 def test_the_markdown_table_has_a_column_group_per_batch() -> None:

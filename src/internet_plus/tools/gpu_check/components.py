@@ -10,9 +10,9 @@ Each part of the feature extractor (paper §4, Table 1) is wrapped in a ``torch.
 forward hooks: the inverted residual blocks' expansion, depthwise, attention (coordinate attention, or SE in that
 ablation) and projection stages, FcaNet's multi-spectral attention, Meta-ACON-C and ACON-C, the whole feature
 extractor and PoseNet. A range's device time is the sum of the kernels launched inside it (one stream: they do not
-overlap); its host time is its wall time on the CPU, which is what a pass costs when the GPU waits for the host.
-"Other feature-extractor layers" is the feature extractor's time minus its named parts. In the CPU dry run there is no
-device time and the host times stand alone.
+overlap), counted from the operations the profiler links them to; its host time is its wall time on the CPU, which
+is what a pass costs when the GPU waits for the host. "Other feature-extractor layers" is the feature extractor's time
+minus its named parts. In the CPU dry run there is no device time and the host times stand alone.
 """
 
 from __future__ import annotations
@@ -130,8 +130,9 @@ def component_costs(
         calls[label] += 1
         host_us[label] += event.cpu_time_total
         if cuda:
-            device_us[label] += event.device_time_total
-            kernels[label] += _kernel_count(event)
+            us, count = _device_work(event)
+            device_us[label] += us
+            kernels[label] += count
     named = [label for label in calls if label not in (FEATURE_EXTRACTOR, POSENET)]
     total_key = device_us if cuda else host_us
     total = total_key[FEATURE_EXTRACTOR] + total_key[POSENET]
@@ -144,7 +145,7 @@ def component_costs(
     # in network order: the feature extractor's parts, the rest of it, its total, then PoseNet
     parts = {**{label: measured[label] for label in named}, OTHER: other}
     parts |= {FEATURE_EXTRACTOR: whole, POSENET: measured[POSENET]}
-    return {
+    result = {
         "batch_size": images.shape[0],
         "dtype": str(dtype or torch.float32).removeprefix("torch."),
         "passes": passes,
@@ -152,11 +153,22 @@ def component_costs(
         "ms_per_pass": total / 1e3 / passes,
         "parts": parts,
     }
+    if cuda:  # every kernel of the passes, the input normalisation before the feature extractor included
+        every = [e for e in prof.events() if e.device_type == DeviceType.CUDA and not e.is_user_annotation]
+        result["device_ms_per_pass_all_kernels"] = sum(e.time_range.elapsed_us() for e in every) / 1e3 / passes
+    return result
 
 
-def _kernel_count(event: Any) -> int:
-    """Kernels (and copies, memsets) launched inside a CPU range, its child operations' included."""
-    return len(event.kernels) + sum(_kernel_count(child) for child in event.cpu_children)
+def _device_work(event: Any) -> tuple[float, int]:
+    """Device microseconds and the number of kernels (copies, memsets) launched inside a CPU range, its child
+    operations' included. The device-side copies of the ranges themselves (Kineto's GPU user annotations, which span
+    the kernels they hold) are left out wherever the profiler attached them, so that nothing counts twice."""
+    own = [k for k in event.kernels if not k.name.startswith(PREFIX)]
+    us, count = float(sum(k.duration for k in own)), len(own)
+    for child in event.cpu_children:
+        child_us, child_count = _device_work(child)
+        us, count = us + child_us, count + child_count
+    return us, count
 
 
 def _part(
