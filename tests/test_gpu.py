@@ -239,6 +239,7 @@ def test_the_forward_pass_part_by_part_measures_device_time_on_cuda() -> None:
     assert costs["timed_by"] == "device"
     named = [k for k in parts if k not in (comp.OTHER, comp.FEATURE_EXTRACTOR, comp.POSENET)]
     assert all(parts[k]["device_ms_per_pass"] > 0 and parts[k]["kernels_per_pass"] >= 1 for k in named)
+    assert all(1 <= len(parts[k]["top_kernels"]) <= comp.TOP_KERNELS for k in named)
     whole = parts[comp.FEATURE_EXTRACTOR]
     named_ms = sum(parts[k]["device_ms_per_pass"] for k in [*named, comp.OTHER])
     assert named_ms == pytest.approx(whole["device_ms_per_pass"])

@@ -3,6 +3,7 @@ modules, the parts add up, the model is left without hooks, and the kernel count
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
@@ -74,14 +75,23 @@ def test_kernels_are_counted_through_the_operation_tree_and_the_ranges_own_spans
     sigmoid = SimpleNamespace(kernels=[], cpu_children=[SimpleNamespace(kernels=[k("sigmoid", 1.0)], cpu_children=[])])
     # the range's own device-side span (a GPU user annotation holding the kernels above), if attached to it
     span = SimpleNamespace(kernels=[k(comp.PREFIX + "block depthwise", 16.0)], cpu_children=[conv, mul, sigmoid])
-    assert comp._device_work(span) == (16.0, 4)
+    by_kernel: Counter[str] = Counter()
+    assert comp._device_work(span, by_kernel) == (16.0, 4)
+    assert by_kernel.most_common(1) == [("cudnn conv", 10.0)] and comp.PREFIX + "block depthwise" not in by_kernel
 
 
 def test_the_markdown_table_has_a_column_group_per_batch() -> None:
     part = {"calls_per_pass": 1.0, "host_ms_per_pass": 1.0, "device_ms_per_pass": 0.5, "kernels_per_pass": 12.0}
-    costs = {"timed_by": "device", "dtype": "float16", "parts": {"PoseNet": {**part, "share": 1.0}}}
+    ca = {**part, "share": 0.5, "top_kernels": [{"name": "reduce_kernel<float>", "ms_per_pass": 0.25}]}
+    costs = {
+        "timed_by": "device",
+        "dtype": "float16",
+        "parts": {"block attention: coordinate attention": ca, "PoseNet": {**part, "share": 0.5}},
+    }
     by_batch = {"1": costs, "32": costs}
     lines = _md_parts(by_batch)
+    top = "longest kernels: `reduce_kernel<float>` 0.250 ms"
+    assert lines[-1] == f"- block attention: coordinate attention, batch 32, {top}"
     assert lines[0].startswith("InterNet+'s forward pass part by part (float16, eval; device time per pass)")
     assert "| part | batch 1: ms | share | kernels | batch 32: ms | share | kernels |" in lines
-    assert "| PoseNet | 0.500 | 100.0 % | 12 | 0.500 | 100.0 % | 12 |" in lines
+    assert "| PoseNet | 0.500 | 50.0 % | 12 | 0.500 | 50.0 % | 12 |" in lines

@@ -12,12 +12,13 @@ ablation) and projection stages, FcaNet's multi-spectral attention, Meta-ACON-C 
 extractor and PoseNet. A range's device time is the sum of the kernels launched inside it (one stream: they do not
 overlap), counted from the operations the profiler links them to; its host time is its wall time on the CPU, which
 is what a pass costs when the GPU waits for the host. "Other feature-extractor layers" is the feature extractor's time
-minus its named parts. In the CPU dry run there is no device time and the host times stand alone.
+minus its named parts. On a GPU each named part also lists its longest-running kernels by name, which is what says
+*why* a part is slow. In the CPU dry run there is no device time and the host times stand alone.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,8 @@ PREFIX = "component::"
 #: The feature extractor's whole range and PoseNet's.
 FEATURE_EXTRACTOR, POSENET = "feature extractor", "PoseNet"
 OTHER = "other feature-extractor layers"
+#: Each named part's longest-running kernels (by name) recorded on a GPU.
+TOP_KERNELS = 3
 #: A part's label for a module class anywhere in the feature extractor.
 BY_CLASS: dict[type[nn.Module], str] = {
     CoordinateAttention: "block attention: coordinate attention",
@@ -123,6 +126,7 @@ def component_costs(
     host_us: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     kernels: dict[str, int] = defaultdict(int)
+    by_kernel: dict[str, Counter[str]] = defaultdict(Counter)  # device µs per kernel name, per part
     for event in prof.events():
         if event.device_type != DeviceType.CPU or not event.name.startswith(PREFIX):
             continue
@@ -130,7 +134,7 @@ def component_costs(
         calls[label] += 1
         host_us[label] += event.cpu_time_total
         if cuda:
-            us, count = _device_work(event)
+            us, count = _device_work(event, by_kernel[label])
             device_us[label] += us
             kernels[label] += count
     named = [label for label in calls if label not in (FEATURE_EXTRACTOR, POSENET)]
@@ -140,6 +144,9 @@ def component_costs(
         label: _part(label, calls, host_us, device_us, kernels, passes, total, cuda)
         for label in [*named, FEATURE_EXTRACTOR, POSENET]
     }
+    for label in named if cuda else ():  # the kernels that take a part's time, by name
+        top = by_kernel[label].most_common(TOP_KERNELS)
+        measured[label]["top_kernels"] = [{"name": n, "ms_per_pass": us / 1e3 / passes} for n, us in top]
     whole = measured[FEATURE_EXTRACTOR]
     other = {k: whole[k] - sum(measured[label][k] for label in named) for k in whole if k != "calls_per_pass"}
     # in network order: the feature extractor's parts, the rest of it, its total, then PoseNet
@@ -159,14 +166,17 @@ def component_costs(
     return result
 
 
-def _device_work(event: Any) -> tuple[float, int]:
+def _device_work(event: Any, by_kernel: Counter[str]) -> tuple[float, int]:
     """Device microseconds and the number of kernels (copies, memsets) launched inside a CPU range, its child
-    operations' included. The device-side copies of the ranges themselves (Kineto's GPU user annotations, which span
-    the kernels they hold) are left out wherever the profiler attached them, so that nothing counts twice."""
+    operations' included; each kernel's time is also added to ``by_kernel`` under its name. The device-side copies
+    of the ranges themselves (Kineto's GPU user annotations, which span the kernels they hold) are left out wherever
+    the profiler attached them, so that nothing counts twice."""
     own = [k for k in event.kernels if not k.name.startswith(PREFIX)]
+    for k in own:
+        by_kernel[k.name] += k.duration
     us, count = float(sum(k.duration for k in own)), len(own)
     for child in event.cpu_children:
-        child_us, child_count = _device_work(child)
+        child_us, child_count = _device_work(child, by_kernel)
         us, count = us + child_us, count + child_count
     return us, count
 

@@ -245,6 +245,11 @@ def _md_parts(by_batch: dict[str, Any]) -> list[str]:
             if timed == "device":
                 cells.append(_fmt(part["kernels_per_pass"], ".0f"))
         lines.append(_row(label, *cells))
+    largest = max(by_batch, key=int)
+    for label, part in by_batch[largest]["parts"].items():
+        if part.get("top_kernels"):
+            top = ", ".join(f"`{k['name'][:90]}` {k['ms_per_pass']:.3f} ms" for k in part["top_kernels"])
+            lines.append(f"- {label}, batch {largest}, longest kernels: {top}")
     return lines
 
 
