@@ -300,10 +300,13 @@ def test_without_cuda_the_command_runs_its_cpu_dry_run_and_exits_0(tmp_path: Pat
     assert all(r["aten_ops_per_step"] > 100 and len(r["top_operations"]) == 10 for r in profiled.values())
     parts = report["sections"]["profile"]["internet_plus_parts"]  # the smallest and largest inference batch
     assert set(parts) == {"1", "2"} and all(p["parts"]["PoseNet"]["calls_per_pass"] == 1 for p in parts.values())
+    variants = report["sections"]["profile"]["attention_variants"]["results"]
+    assert set(variants) == {"1", "2"} and all(len(v) == 4 for v in variants.values())
     markdown = (tmp_path / "gpu_check.md").read_text()
     assert markdown.startswith("# GPU check — CPU dry run")
     assert "| interhand | decode_on=device |" in markdown and "| rhd | warp_on=device |" in markdown
     assert "| block attention: coordinate attention |" in markdown
+    assert "| 1×1 convolutions as matrix products |" in markdown
     assert "The same network in `train.py`'s loop (`Trainer.fit`" in markdown
     assert "| AMP skipped steps | ms/step | first step s | fit s |" in markdown
 

@@ -20,6 +20,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
+from internet_plus.tools.gpu_check.attention_variants import attention_variants
 from internet_plus.tools.gpu_check.components import OTHER, component_costs
 from internet_plus.tools.gpu_check.settings import AUTOCAST, PAPER_MODELS, Report, Settings
 from internet_plus.tools.timing import timed_runs
@@ -109,8 +110,8 @@ def internet_plus_parts(settings: Settings, report: Report) -> dict[str, Any]:
 
 
 def profile_section(settings: Settings, report: Report) -> dict[str, Any]:
-    """Section ``profile``: :func:`profile_step` for InterNet+ and InterNet, and InterNet+'s forward pass part by
-    part (:func:`internet_plus_parts`)."""
+    """Section ``profile``: :func:`profile_step` for InterNet+ and InterNet, InterNet+'s forward pass part by part
+    (:func:`internet_plus_parts`) and its coordinate attention written other ways (:mod:`.attention_variants`)."""
     results = {}
     for backbone in PAPER_MODELS:
         r = profile_step(backbone, settings)
@@ -131,4 +132,5 @@ def profile_section(settings: Settings, report: Report) -> dict[str, Any]:
         "batch_size": settings.batch_size,
         "results": results,
         "internet_plus_parts": internet_plus_parts(settings, report),
+        "attention_variants": attention_variants(settings, report),
     }

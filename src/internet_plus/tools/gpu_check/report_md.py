@@ -224,6 +224,26 @@ def _md_profile(section: dict[str, Any]) -> list[str]:
         lines.append(f"- {LABELS.get(backbone, backbone)}, most {r['top_by'].replace('_', ' ')}: {top}")
     if section.get("internet_plus_parts"):
         lines += ["", *_md_parts(section["internet_plus_parts"])]
+    if section.get("attention_variants"):
+        lines += ["", *_md_attention_variants(section["attention_variants"])]
+    return lines
+
+
+def _md_attention_variants(variants: dict[str, Any]) -> list[str]:
+    """InterNet+'s eval forward pass with its coordinate attention written other ways: images/s and speed-up."""
+    results = variants["results"]
+    lines = [f"InterNet+ with its coordinate attention written other ways ({variants['precision']}, eval):", ""]
+    header = ["coordinate attention"]
+    for bs in results:
+        header += [f"batch {bs}: images/s", "vs as built"]
+    lines += _table(header)
+    for name in next(iter(results.values())):
+        cells: list[str] = []
+        for entry in results.values():
+            r = entry[name]
+            speedup = r.get("speedup")
+            cells += [_fmt(r["images_per_s"]), f"{speedup:.2f}×" if speedup is not None else "–"]
+        lines.append(_row(name, *cells))
     return lines
 
 
