@@ -3,6 +3,7 @@ modules, the parts add up, the model is left without hooks, and the kernel count
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from types import SimpleNamespace
 
@@ -12,7 +13,8 @@ import torch
 from internet_plus.models.layers import CoordinateAttention, InvertedResidual, MetaAconC, MultiSpectralAttention
 from internet_plus.tools.benchmark import build_model
 from internet_plus.tools.gpu_check import components as comp
-from internet_plus.tools.gpu_check.report_md import _md_parts
+from internet_plus.tools.gpu_check.report_md import _md_parts, _md_profile
+from internet_plus.tools.gpu_check.settings import Report, Settings
 
 
 def _count(model: torch.nn.Module, cls: type) -> int:
@@ -95,3 +97,19 @@ def test_the_markdown_table_has_a_column_group_per_batch() -> None:
     assert lines[0].startswith("InterNet+'s forward pass part by part (float16, eval; device time per pass)")
     assert "| part | batch 1: ms | share | kernels | batch 32: ms | share | kernels |" in lines
     assert "| PoseNet | 0.500 | 50.0 % | 12 | 0.500 | 50.0 % | 12 |" in lines
+
+
+def test_a_failing_analysis_is_a_failed_check_and_the_profiles_other_figures_stay(monkeypatch) -> None:
+    profile = importlib.import_module("internet_plus.tools.gpu_check.profile")
+    monkeypatch.setattr(profile, "PAPER_MODELS", ("internet_plus",))
+
+    def broken(settings, report):  # noqa: ANN001, ANN202
+        raise RuntimeError("no kernels recorded")
+
+    monkeypatch.setattr(profile, "attention_variants", broken)
+    report = Report()
+    section = profile.profile_section(Settings.dry(), report)
+    assert section["attention_variants"] == {"error": "RuntimeError: no kernels recorded"}
+    assert "aten_ops_per_step" in section["results"]["internet_plus"] and "1" in section["internet_plus_parts"]
+    assert [c["name"] for c in report.failed] == ["CA variants: ran"]
+    assert "- attention variants: error: RuntimeError: no kernels recorded" in _md_profile(section)

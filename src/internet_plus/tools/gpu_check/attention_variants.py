@@ -29,10 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from internet_plus.models.inference import calibrate_batchnorm
 from internet_plus.models.layers import CoordinateAttention
-from internet_plus.tools.benchmark import autocast, build_model
-from internet_plus.tools.gpu_check.helpers import output_errors
+from internet_plus.tools.benchmark import autocast
+from internet_plus.tools.gpu_check.helpers import calibrated_internet_plus, output_errors
 from internet_plus.tools.gpu_check.settings import PARITY_RTOL, Report, Settings
 from internet_plus.tools.timing import timed_runs
 
@@ -94,15 +93,7 @@ def attention_variants(settings: Settings, report: Report) -> dict[str, Any]:
     device = torch.device(settings.device)
     dtype = torch.float16 if device.type == "cuda" else None
     pname = "float16" if dtype is not None else "float32"
-    torch.manual_seed(0)
-    model = build_model("internet_plus", settings.input_size).to(device)
-    g = torch.Generator().manual_seed(0)
-    batches = sorted({min(settings.inference_batches), max(settings.inference_batches)})
-    inputs = {bs: torch.rand(bs, 3, settings.input_size, settings.input_size, generator=g).to(device) for bs in batches}
-    # BatchNorm statistics of order one, as in a trained model: with the initial ones InterNet+'s features vanish
-    # and float16 would compare zeros
-    calibrate_batchnorm(model, inputs[batches[-1]])
-    model.eval()
+    model, inputs = calibrated_internet_plus(settings)
     results: dict[str, Any] = {}
     for bs, images in inputs.items():
         reference: dict[str, torch.Tensor] = {}

@@ -205,6 +205,23 @@ def shared_datamodule(settings: Settings, data_dir: Path, augment: bool) -> Any:
     return synthetic_datamodule(data_dir / "matrix", settings, settings.train_samples, augment, workers)
 
 
+def calibrated_internet_plus(settings: Settings) -> tuple[torch.nn.Module, dict[int, torch.Tensor]]:
+    """InterNet+ on the check's device in eval mode, its BatchNorm statistics calibrated on the largest batch (with the
+    initial ones its features vanish and float16 would compare zeros), and random images at the smallest and the
+    largest inference batch."""
+    from internet_plus.models.inference import calibrate_batchnorm
+
+    device = torch.device(settings.device)
+    torch.manual_seed(0)
+    model = build_model("internet_plus", settings.input_size).to(device)
+    g = torch.Generator().manual_seed(0)
+    batches = sorted({min(settings.inference_batches), max(settings.inference_batches)})
+    size = settings.input_size
+    inputs = {bs: torch.rand(bs, 3, size, size, generator=g).to(device) for bs in batches}
+    calibrate_batchnorm(model, inputs[batches[-1]])
+    return model.eval(), inputs
+
+
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Lightning's per-fit banners (GPU available, LOCAL_RANK, …) once per fit are noise in a 20-fit check."""

@@ -13,6 +13,7 @@ dispatches are counted instead.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
 from internet_plus.tools.gpu_check.attention_variants import attention_variants
 from internet_plus.tools.gpu_check.components import OTHER, component_costs
+from internet_plus.tools.gpu_check.helpers import calibrated_internet_plus
 from internet_plus.tools.gpu_check.settings import AUTOCAST, PAPER_MODELS, Report, Settings
 from internet_plus.tools.timing import timed_runs
 
@@ -89,14 +91,10 @@ def internet_plus_parts(settings: Settings, report: Report) -> dict[str, Any]:
     """InterNet+'s forward pass part by part (:mod:`~internet_plus.tools.gpu_check.components`) at the smallest and
     the largest inference batch, in float16 on a GPU (the precision where its gap to the ablation without coordinate
     attention is widest), in float32 in the CPU dry run."""
-    device = torch.device(settings.device)
-    dtype = torch.float16 if device.type == "cuda" else None
-    torch.manual_seed(0)
-    model = build_model("internet_plus", settings.input_size).to(device)
-    g = torch.Generator().manual_seed(0)
+    dtype = torch.float16 if settings.device == "cuda" else None
+    model, inputs = calibrated_internet_plus(settings)
     by_batch: dict[str, Any] = {}
-    for bs in sorted({min(settings.inference_batches), max(settings.inference_batches)}):
-        images = torch.rand(bs, 3, settings.input_size, settings.input_size, generator=g).to(device)
+    for bs, images in inputs.items():
         costs = component_costs(model, images, dtype, settings.warmup, settings.profile_steps)
         by_batch[str(bs)] = costs
         parts = costs["parts"]
@@ -107,6 +105,16 @@ def internet_plus_parts(settings: Settings, report: Report) -> dict[str, Any]:
             ", ".join(f"{label} {100 * p['share']:.1f} %" for label, p in parts.items()),
         )
     return by_batch
+
+
+def _kept_apart(name: str, fn: Callable[[], dict[str, Any]], report: Report) -> dict[str, Any]:
+    """One analysis of the section: its error is a failed check and the section's other figures stay."""
+    try:
+        return fn()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        report.check("profile", f"{name}: ran", False, error)
+        return {"error": error}
 
 
 def profile_section(settings: Settings, report: Report) -> dict[str, Any]:
@@ -131,6 +139,6 @@ def profile_section(settings: Settings, report: Report) -> dict[str, Any]:
         "precision": settings.compiled_precision,
         "batch_size": settings.batch_size,
         "results": results,
-        "internet_plus_parts": internet_plus_parts(settings, report),
-        "attention_variants": attention_variants(settings, report),
+        "internet_plus_parts": _kept_apart("InterNet+ parts", lambda: internet_plus_parts(settings, report), report),
+        "attention_variants": _kept_apart("CA variants", lambda: attention_variants(settings, report), report),
     }

@@ -222,10 +222,12 @@ def _md_profile(section: dict[str, Any]) -> list[str]:
     for backbone, r in results.items():
         top = ", ".join(f"`{o['name']}` {o['ms_per_step']:.2f} ms" for o in r["top_operations"][:5])
         lines.append(f"- {LABELS.get(backbone, backbone)}, most {r['top_by'].replace('_', ' ')}: {top}")
-    if section.get("internet_plus_parts"):
-        lines += ["", *_md_parts(section["internet_plus_parts"])]
-    if section.get("attention_variants"):
-        lines += ["", *_md_attention_variants(section["attention_variants"])]
+    for key, render in (("internet_plus_parts", _md_parts), ("attention_variants", _md_attention_variants)):
+        analysis = section.get(key)
+        if analysis and "error" not in analysis:
+            lines += ["", *render(analysis)]
+        elif analysis:
+            lines += ["", f"- {key.replace('_', ' ')}: error: {analysis['error']}"]
     return lines
 
 
