@@ -3,6 +3,8 @@ equals the module, every formulation leaves the model as it was, and the section
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -31,8 +33,13 @@ def test_the_matrix_product_form_equals_the_module(channels: int, h: int, w: int
     x = torch.randn(3, channels, h, w, dtype=torch.float64)
     expected = module(x)
     assert torch.allclose(av.attention_as_matmuls(module, x), expected, rtol=1e-12, atol=1e-12)
-    with pytest.raises(RuntimeError, match="eval-mode"):
-        av.attention_as_matmuls(module.train(), x)
+    # in training mode too: the batch statistics of the strip, and the same running-statistics update
+    twin = copy.deepcopy(module).train()
+    module.train()
+    assert torch.allclose(av.attention_as_matmuls(twin, x), module(x), rtol=1e-12, atol=1e-12)
+    for a, b in zip(twin.bn1.buffers(), module.bn1.buffers(), strict=True):
+        assert torch.allclose(a.double(), b.double(), rtol=1e-12, atol=1e-12)
+    assert int(twin.bn1.num_batches_tracked) == 1
 
 
 def test_each_formulation_is_undone_on_exit() -> None:
@@ -68,8 +75,14 @@ def test_the_section_times_every_formulation_and_checks_the_equal_ones() -> None
         assert all(r["images_per_s"] > 0 for r in entry.values())
         assert "output_rel_err" not in entry[av.WITHOUT] and "speedup" not in entry[av.AS_BUILT]
         assert max(entry[av.AS_MATMULS]["output_rel_err"].values()) < 1e-4  # float32 summation order
-    # the equal formulations are checks (2 per batch); the identity is not compared
-    assert len(report.checks) == 4 and not report.failed
+    training = section["training"]["results"]
+    assert list(training) == list(av.FORMULATIONS) and all(r["time_per_iteration_s"] > 0 for r in training.values())
+    assert training[av.AS_MATMULS]["first_loss_rel_err"] < 1e-5  # the same weights, the same first loss
+    # the equal formulations are checks (2 per batch, 2 for training); the identity is not compared
+    assert len(report.checks) == 6 and not report.failed
     lines = _md_attention_variants(section)
-    assert lines[2] == "| coordinate attention | batch 1: images/s | vs as built | batch 2: images/s | vs as built |"
-    assert lines[4].startswith("| as built |") and lines[4].count("–") == 2
+    assert lines[2] == (
+        "| coordinate attention | eval batch 1: images/s | vs as built | eval batch 2: images/s | vs as built "
+        "| training ms/iteration | vs as built |"
+    )
+    assert lines[4].startswith("| as built |") and lines[4].count("–") == 3

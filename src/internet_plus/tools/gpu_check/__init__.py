@@ -49,7 +49,8 @@ section that would start after ``--budget-s`` is recorded as skipped, never sile
    (``components.py``: each inverted residual block's stages, coordinate attention, FcaNet, Meta-ACON-C, PoseNet; the
    device time, share, kernels and longest kernels of each); and the same pass with its coordinate attention written
    other ways, equal in exact arithmetic (``attention_variants.py``: its 1×1 convolutions as matrix products, the
-   model in channels-last) and without it (the floor), images/s and output parity against the as-built module.
+   model in channels-last) and without it (the floor): eval images/s and the training step's time at the paper's
+   batch, with output and first-loss parity against the as-built module.
 8. ``data_wait`` — 200 training steps of InterNet+ under ``16-mixed`` with the real DataModules (RHD-format PNGs from
    the synthetic generator, InterHand2.6M-format JPEGs), augmentation on, at ``num_workers=auto`` and at one worker
    per core but one; the data wait is the time the training loop waits between steps (the GPU synchronised at each

@@ -233,18 +233,27 @@ def _md_profile(section: dict[str, Any]) -> list[str]:
 
 def _md_attention_variants(variants: dict[str, Any]) -> list[str]:
     """InterNet+'s eval forward pass with its coordinate attention written other ways: images/s and speed-up."""
-    results = variants["results"]
-    lines = [f"InterNet+ with its coordinate attention written other ways ({variants['precision']}, eval):", ""]
+    results, training = variants["results"], variants.get("training")
+    lines = [f"InterNet+ with its coordinate attention written other ways (eval in {variants['precision']}", ""]
+    if training:
+        lines[0] += f"; training step at batch {training['batch_size']} under {training['precision']}"
+    lines[0] += "):"
     header = ["coordinate attention"]
     for bs in results:
-        header += [f"batch {bs}: images/s", "vs as built"]
+        header += [f"eval batch {bs}: images/s", "vs as built"]
+    header += ["training ms/iteration", "vs as built"] if training else []
     lines += _table(header)
+
+    def speedup(r: dict[str, Any]) -> str:
+        return f"{r['speedup']:.2f}×" if "speedup" in r else "–"
+
     for name in next(iter(results.values())):
         cells: list[str] = []
         for entry in results.values():
-            r = entry[name]
-            speedup = r.get("speedup")
-            cells += [_fmt(r["images_per_s"]), f"{speedup:.2f}×" if speedup is not None else "–"]
+            cells += [_fmt(entry[name]["images_per_s"]), speedup(entry[name])]
+        if training:
+            r = training["results"][name]
+            cells += [_fmt(1e3 * r["time_per_iteration_s"]), speedup(r)]
         lines.append(_row(name, *cells))
     return lines
 
