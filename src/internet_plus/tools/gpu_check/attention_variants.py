@@ -2,8 +2,8 @@
 
 The H200's recorded tables put about half of InterNet+'s GPU time in its seven coordinate-attention modules (paper
 §4.1.2; see :mod:`~internet_plus.tools.gpu_check.components`). The part-by-part profile names the kernels; this
-measures what other formulations of the same module, equal in exact arithmetic, would buy on the whole eval forward
-pass, so that a change to the model is chosen by a measurement:
+measures what other formulations of the same module, equal in exact arithmetic, would buy on the whole network, so
+that a change to the model is chosen by a measurement:
 
 - ``as built``: :class:`~internet_plus.models.layers.CoordinateAttention` (Hou et al.'s formulation: 1×1
   convolutions over the pooled N×C×(H+W)×1 strip);
