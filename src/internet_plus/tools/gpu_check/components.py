@@ -37,6 +37,7 @@ from internet_plus.models.layers import (
     SqueezeExcite,
 )
 from internet_plus.tools.benchmark import autocast
+from internet_plus.tools.timing import sync
 
 PREFIX = "component::"
 #: The feature extractor's whole range and PoseNet's.
@@ -95,11 +96,6 @@ def ranges(parts: dict[nn.Module, str]) -> Iterator[None]:
             handle.remove()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def component_costs(
     model: nn.Module, images: torch.Tensor, dtype: torch.dtype | None, warmup: int, passes: int
 ) -> dict[str, Any]:
@@ -115,12 +111,12 @@ def component_costs(
 
     for _ in range(warmup):
         forward()
-    _sync(device)
+    sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with ranges(labelled_parts(model)), profile(activities=activities) as prof:
         for _ in range(passes):
             forward()
-        _sync(device)
+        sync(device)
 
     device_us: dict[str, float] = defaultdict(float)
     host_us: dict[str, float] = defaultdict(float)

@@ -126,7 +126,6 @@ class DdpProcesses:
             "train_py": [sys.executable, "train.py", *overrides],
         }
         self.outcome: dict[str, dict[str, Any]] = {}
-        self.started_at: float | None = None
         self._thread: threading.Thread | None = None
         self._running: subprocess.Popen[str] | None = None
         self._stopped = False
@@ -161,14 +160,12 @@ class DdpProcesses:
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Run both processes now, one after the other; returns :attr:`outcome`."""
-        self.started_at = time.perf_counter() if self.started_at is None else self.started_at
         for name in self.commands:
             self._run_one(name)
         return self.outcome
 
     def start(self) -> None:
         """Run both in a background thread (daemon: it never keeps a failing check alive)."""
-        self.started_at = time.perf_counter()
         self._thread = threading.Thread(target=self.run, name="gpu-check-ddp", daemon=True)
         self._thread.start()
 
