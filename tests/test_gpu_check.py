@@ -434,11 +434,11 @@ def test_the_profile_counts_kernels_not_the_annotated_ranges_that_hold_them() ->
 
     from torch.autograd import DeviceType
 
-    profile = importlib.import_module("internet_plus.tools.gpu_check.profile")
+    components = importlib.import_module("internet_plus.tools.gpu_check.components")
     kernel = SimpleNamespace(name="void cudnn::conv", device_type=DeviceType.CUDA, is_user_annotation=False)
     step_range = SimpleNamespace(name="Optimizer.step#AdamW.step", device_type=DeviceType.CUDA, is_user_annotation=True)
     host = SimpleNamespace(name="aten::conv2d", device_type=DeviceType.CPU, is_user_annotation=False)
-    assert profile._device_events([kernel, step_range, host]) == [kernel]
+    assert components.device_kernels([kernel, step_range, host]) == [kernel]
 
 
 _COMPILE_CACHE_RUN = """

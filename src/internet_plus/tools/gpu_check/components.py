@@ -157,9 +157,16 @@ def component_costs(
         "parts": parts,
     }
     if cuda:  # every kernel of the passes, the input normalisation before the feature extractor included
-        every = [e for e in prof.events() if e.device_type == DeviceType.CUDA and not e.is_user_annotation]
+        every = device_kernels(prof.events())
         result["device_ms_per_pass_all_kernels"] = sum(e.time_range.elapsed_us() for e in every) / 1e3 / passes
     return result
+
+
+def device_kernels(events: Any) -> list[Any]:
+    """Kernels, copies and memsets on the GPU (the profiler's device-side events). Not the device-side spans of
+    ``record_function`` ranges (this module's parts, the optimiser's ``Optimizer.step#AdamW.step``): they overlap the
+    kernels they hold, which would then count twice (torch's own summary table leaves them out the same way)."""
+    return [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
 def _device_work(event: Any, by_kernel: Counter[str]) -> tuple[float, int]:

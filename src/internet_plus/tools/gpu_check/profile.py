@@ -17,24 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from internet_plus.tools.benchmark import build_model, synthetic_batch, training_step_fn
 from internet_plus.tools.gpu_check.attention_variants import attention_variants
-from internet_plus.tools.gpu_check.components import OTHER, component_costs
+from internet_plus.tools.gpu_check.components import OTHER, component_costs, device_kernels
 from internet_plus.tools.gpu_check.helpers import calibrated_internet_plus
 from internet_plus.tools.gpu_check.settings import AUTOCAST, PAPER_MODELS, Report, Settings
 from internet_plus.tools.timing import timed_runs
 
 TOP_OPERATIONS = 10
-
-
-def _device_events(events: Any) -> list[Any]:
-    """Kernels, copies and memsets on the GPU (the profiler's device-side events). Not the device-side spans of
-    ``record_function`` ranges (the optimiser's ``Optimizer.step#AdamW.step``): they overlap the kernels they hold,
-    which would then count twice (torch's own summary table leaves them out the same way)."""
-    return [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
 def _top_level_aten(events: Any) -> list[Any]:
@@ -70,7 +62,7 @@ def profile_step(backbone: str, settings: Settings) -> dict[str, Any]:
         "aten_ops_per_step": len(_top_level_aten(events)) / n,
     }
     if cuda:
-        device_events = _device_events(events)
+        device_events = device_kernels(events)
         busy_us = sum(e.time_range.elapsed_us() for e in device_events) / n
         result["device_events_per_step"] = len(device_events) / n
         result["device_busy_ms_per_step"] = busy_us / 1e3
